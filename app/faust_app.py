@@ -1,0 +1,60 @@
+"""The Faust app class: Faust plus carryover's settings and its Kafka producer options."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TransportT
+
+from app import local_broker
+from app.settings import Settings
+
+
+class CarryoverProducer(faust_aiokafka.Producer):
+    """Faust's aiokafka producer with acks=all and idempotence (off on the local broker only)."""
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        settings: Settings = self.app.carryover  # type: ignore[attr-defined]
+        return {**super()._settings_extra(), **local_broker.producer_options(settings.local_broker)}
+
+
+class CarryoverTransport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport using :class:`CarryoverProducer`."""
+
+    Producer = CarryoverProducer
+
+
+class CarryoverApp(faust.App):
+    """faust.App configured from :class:`Settings`; ``app.carryover`` holds them."""
+
+    def __init__(self, settings: Settings, **overrides: Any) -> None:
+        self.carryover = settings
+        if settings.local_broker:
+            local_broker.install_end_offset_correction()
+        options: dict[str, Any] = {
+            "broker": settings.broker,
+            "store": settings.store,
+            "datadir": str(settings.data_dir),
+            "web_host": settings.web_host,
+            "web_port": settings.web_port,
+            "web_bind": settings.web_host,
+            "topic_partitions": settings.topic_partitions,
+            "topic_replication_factor": settings.topic_replicas,
+            "producer_acks": -1,
+            "consumer_auto_offset_reset": "earliest",
+            "autodiscover": ["agents"],
+            "origin": "app",
+            "version": 1,
+            **local_broker.consumer_timeouts(settings.local_broker),
+        }
+        options.update(overrides)
+        super().__init__(settings.app_id, **options)
+
+    def _new_transport(self) -> TransportT:
+        return CarryoverTransport(self.conf.broker_consumer, self)
+
+    def _new_producer_transport(self) -> TransportT:
+        return CarryoverTransport(self.conf.broker_producer, self)

@@ -1,0 +1,233 @@
+"""Every carryover setting, declared once: environment variable, default, meaning.
+
+Settings are read from the environment when :func:`load` is called (the Faust app calls it once at
+import).  ``carryover settings`` prints them as the README's configuration table, so the table and
+the code cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+ROLES = ("ingest", "normalize", "state", "webhooks")
+
+
+class SettingsError(ValueError):
+    """A setting has a value carryover cannot use; the message says which and how to fix it."""
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true/false, got {raw!r}")
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _roles(raw: str) -> tuple[str, ...]:
+    roles = _csv(raw)
+    unknown = [role for role in roles if role not in ROLES]
+    if unknown:
+        raise ValueError(f"unknown role(s) {', '.join(unknown)}; choose from {', '.join(ROLES)}")
+    return roles
+
+
+@dataclass(frozen=True)
+class Setting(Generic[T]):
+    """One declared setting: where it comes from, what it defaults to and what it means."""
+
+    env: str
+    default: T
+    doc: str
+    parse: Callable[[str], T]
+
+    def read(self, environ: Mapping[str, str]) -> T:
+        """The setting's value in ``environ``, or its default; a bad value names the variable."""
+        raw = environ.get(self.env)
+        if raw is None:
+            return self.default
+        try:
+            return self.parse(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{self.env}={raw!r} is not valid: {exc}") from None
+
+
+def setting(env: str, default: T, doc: str, parse: Callable[[str], T]) -> Any:
+    """Declare a field of :class:`Settings` backed by the environment variable ``env``."""
+    return field(default=default, metadata={"setting": Setting(env, default, doc, parse)})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """carryover's configuration. Construct with :func:`load`."""
+
+    # --- Kafka ---------------------------------------------------------------------------------
+    broker: str = setting(
+        "CARRYOVER_BROKER", "kafka://127.0.0.1:19092", "Kafka bootstrap URL(s) for Faust, comma separated.", str
+    )
+    local_broker: bool = setting(
+        "CARRYOVER_LOCAL_BROKER",
+        False,
+        "Turn on the Tansu compatibility layer (end-offset correction, no idempotent producer, short "
+        "session timeout). Only for the embedded local broker; keep off against real Kafka.",
+        _bool,
+    )
+    topic_prefix: str = setting(
+        "CARRYOVER_TOPIC_PREFIX",
+        "",
+        "Prepended to every topic name (namespaces an environment or a test on a shared cluster).",
+        str,
+    )
+    topic_partitions: int = setting(
+        "CARRYOVER_TOPIC_PARTITIONS", 6, "Partitions of the staging and canonical topics.", int
+    )
+    topic_replicas: int = setting(
+        "CARRYOVER_TOPIC_REPLICAS", 1, "Replication factor for topics carryover creates (3 on real Kafka).", int
+    )
+    schema_registry_url: str = setting(
+        "CARRYOVER_SCHEMA_REGISTRY_URL",
+        "mock://carryover",
+        "Confluent schema registry URL; mock://NAME uses an in-process registry (development only).",
+        str,
+    )
+    # --- Worker --------------------------------------------------------------------------------
+    app_id: str = setting("CARRYOVER_APP_ID", "carryover", "Faust app id (consumer group, table topics).", str)
+    roles: tuple[str, ...] = setting(
+        "CARRYOVER_ROLES",
+        ("ingest", "normalize", "state", "webhooks"),
+        "Comma separated roles this worker runs: ingest, normalize, state, webhooks.",
+        _roles,
+    )
+    data_dir: Path = setting(
+        "CARRYOVER_DATA_DIR", Path("var/worker"), "Faust data directory (table stores, offsets).", Path
+    )
+    store: str = setting(
+        "CARRYOVER_STORE", "memory://", "Faust table store: memory:// or rocksdb:// (production).", str
+    )
+    web_host: str = setting("CARRYOVER_WEB_HOST", "127.0.0.1", "Host the worker's web server binds.", str)
+    web_port: int = setting("CARRYOVER_WEB_PORT", 6066, "Port of the worker's web server (lag page).", int)
+    dedupe_window_seconds: int = setting(
+        "CARRYOVER_DEDUPE_WINDOW_SECONDS",
+        3600,
+        "How long a source message id is remembered to drop redelivered duplicates.",
+        int,
+    )
+    # --- Ingestion -----------------------------------------------------------------------------
+    sqs_queue_prefix: str = setting(
+        "CARRYOVER_SQS_QUEUE_PREFIX", "carryover-legacy-", "Queues whose name starts with this are ingested.", str
+    )
+    pubsub_project: str = setting(
+        "CARRYOVER_PUBSUB_PROJECT", "carryover-local", "Google Cloud project holding the subscriptions.", str
+    )
+    pubsub_subscription_prefix: str = setting(
+        "CARRYOVER_PUBSUB_SUBSCRIPTION_PREFIX",
+        "carryover-legacy-",
+        "Subscriptions whose name starts with this are ingested.",
+        str,
+    )
+    tenant_source: str = setting(
+        "CARRYOVER_TENANT_SOURCE",
+        "name",
+        "Where a landed message's tenant comes from: name (queue/subscription name minus the prefix), "
+        "topic_arn (SNS topic name minus the prefix) or attribute (the message attribute below).",
+        str,
+    )
+    tenant_attribute: str = setting(
+        "CARRYOVER_TENANT_ATTRIBUTE", "tenantId", "Message attribute holding the tenant id.", str
+    )
+    discovery_interval: float = setting(
+        "CARRYOVER_DISCOVERY_INTERVAL_SECONDS",
+        30.0,
+        "How often queues and subscriptions are re-listed (new tenants picked up, deleted ones dropped).",
+        float,
+    )
+    max_in_flight: int = setting(
+        "CARRYOVER_MAX_IN_FLIGHT",
+        5000,
+        "Messages received but not yet acknowledged at the source, per worker (back-pressure).",
+        int,
+    )
+    max_message_bytes: int = setting(
+        "CARRYOVER_MAX_MESSAGE_BYTES",
+        900_000,
+        "Largest payload landed in staging; larger ones are dead-lettered.",
+        int,
+    )
+    sqs_visibility_timeout: int = setting(
+        "CARRYOVER_SQS_VISIBILITY_TIMEOUT",
+        30,
+        "Visibility timeout (s) asked for on receive; in-flight messages are extended at half of it.",
+        int,
+    )
+    pubsub_ack_deadline: int = setting(
+        "CARRYOVER_PUBSUB_ACK_DEADLINE",
+        30,
+        "Ack deadline (s) for pulled messages; in-flight messages are extended at half of it.",
+        int,
+    )
+    # --- Keys ----------------------------------------------------------------------------------
+    key_provider: str = setting(
+        "CARRYOVER_KEY_PROVIDER", "local", "Tenant key provider: local (key file) or kms (AWS KMS envelope).", str
+    )
+    key_file: Path = setting(
+        "CARRYOVER_KEY_FILE", Path("var/keys.json"), "Tenant key file (local keys, or KMS-wrapped data keys).", Path
+    )
+    key_cache_ttl: float = setting(
+        "CARRYOVER_KEY_CACHE_TTL_SECONDS", 300.0, "How long unwrapped tenant keys stay cached.", float
+    )
+    # --- Ecosystem variables (their own names) ---------------------------------------------------
+    aws_endpoint_url: str = setting(
+        "AWS_ENDPOINT_URL", "", "AWS endpoint override (moto's server locally); empty means real AWS.", str
+    )
+    aws_region: str = setting("AWS_DEFAULT_REGION", "us-east-1", "AWS region.", str)
+    pubsub_emulator_host: str = setting(
+        "PUBSUB_EMULATOR_HOST", "", "host:port of Google's Pub/Sub emulator; empty means real Pub/Sub.", str
+    )
+    # --- Local stack -----------------------------------------------------------------------------
+    stack_dir: Path = setting(
+        "CARRYOVER_STACK_DIR", Path("var/stack"), "Where `carryover stack` keeps logs and PIDs.", Path
+    )
+    stack_kafka_port: int = setting("CARRYOVER_STACK_KAFKA_PORT", 19092, "Local broker port.", int)
+    stack_moto_port: int = setting("CARRYOVER_STACK_MOTO_PORT", 15000, "moto server port (SQS/SNS/KMS/S3).", int)
+    stack_pubsub_port: int = setting("CARRYOVER_STACK_PUBSUB_PORT", 18085, "Pub/Sub emulator port.", int)
+
+    def has_role(self, role: str) -> bool:
+        """True when this worker runs ``role``."""
+        return role in self.roles
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The broker URL(s) as aiokafka's ``host:port[,host:port]``."""
+        return ",".join(url.split("://", 1)[-1] for url in self.broker.split(","))
+
+
+def declared() -> Iterator[tuple[str, Setting[Any]]]:
+    """Every declared setting as (attribute name, declaration), in declaration order."""
+    for f in fields(Settings):
+        yield f.name, f.metadata["setting"]
+
+
+def load(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read every setting from ``environ`` (default: the process environment)."""
+    env = os.environ if environ is None else environ
+    return Settings(**{name: decl.read(env) for name, decl in declared()})
+
+
+def markdown_table() -> str:
+    """The README's configuration table."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for _, decl in declared():
+        default = ",".join(decl.default) if isinstance(decl.default, tuple) else decl.default
+        rows.append(f"| `{decl.env}` | `{default}` | {decl.doc} |")
+    return "\n".join(rows)

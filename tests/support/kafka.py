@@ -1,0 +1,56 @@
+"""Read Kafka as a consumer would (no consumer group, from the beginning)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+
+@dataclass(frozen=True)
+class Record:
+    """One record as a consumer sees it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: dict[str, bytes]
+
+
+async def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 60.0, settle: float = 1.0) -> list[Record]:
+    """Every record of ``topic`` once at least ``expect`` arrived (then ``settle`` s more), or at timeout."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + timeout
+        partitions: set[int] | None = None
+        while partitions is None and time.monotonic() < deadline:
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions is None:
+                await consumer._client.force_metadata_update()  # noqa: SLF001
+                partitions = consumer.partitions_for_topic(topic)
+                if partitions is None:
+                    await asyncio.sleep(0.2)
+        if not partitions:
+            return []
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        out: list[Record] = []
+        settle_until: float | None = None
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=200)
+            for tp_records in batch.values():
+                for r in tp_records:
+                    out.append(Record(r.topic, r.partition, r.offset, r.key, r.value, dict(r.headers)))
+            if len(out) >= expect:
+                settle_until = settle_until or time.monotonic() + settle
+                if time.monotonic() >= settle_until:
+                    break
+        return out
+    finally:
+        await consumer.stop()
