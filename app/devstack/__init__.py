@@ -181,7 +181,7 @@ class Stack:
         for part, proc in started:
             while not (part.ready(self._log_file(part)) and port_open(part.port)):
                 if proc.poll() is not None:
-                    self._stop(part)
+                    self.stop_part(part)
                     tail = self._log_file(part).read_text(errors="replace")[-400:]
                     raise StackError(f"{part.name} exited early (code {proc.returncode}); log tail:\n{tail}")
                 if time.monotonic() > deadline:
@@ -190,7 +190,8 @@ class Stack:
                 time.sleep(0.05)
             say(f"{part.name:7} up on {part.url} ({part.what})")
 
-    def _stop(self, part: Part, grace: float = 5.0) -> bool:
+    def stop_part(self, part: Part, grace: float = 5.0) -> bool:
+        """Stop one part if `up` started it; True when something was stopped."""
         pid = self.pid(part)
         self._pid_file(part).unlink(missing_ok=True)
         if pid is None:
@@ -212,7 +213,7 @@ class Stack:
     def down(self, say: Callable[[str], None] = print) -> None:
         """Stop the process groups ``up`` started, and nothing else."""
         for part in reversed(self.parts):
-            say(f"{part.name:7} {'stopped' if self._stop(part) else 'was not running'}")
+            say(f"{part.name:7} {'stopped' if self.stop_part(part) else 'was not running'}")
 
     def status(self) -> dict[str, dict[str, object]]:
         """Which part is up and where."""

@@ -1,0 +1,108 @@
+"""One staging record in, canonical records or one dead letter out — what the normalize agent and the
+replay commands share. No Kafka here: callers send the returned :class:`Outgoing` records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from app.catalog.wire import EnvelopeCodec
+from app.cloudevents import canonical_headers, dead_letter_headers
+from app.crypto.keyring import KeyLookup
+from app.mapping.pipeline import Rejected, normalize
+
+STAGE = "normalize"
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A record to produce: topic name without the environment's prefix, key, value, headers."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+    @property
+    def dead_letter(self) -> bool:
+        """True for a dead-letter record."""
+        return any(name == "dlq_reason" for name, _ in self.headers)
+
+
+@dataclass
+class NormalizeStats:
+    """Counters of what the normalizer did (read by the worker's log line and the lag page)."""
+
+    records: int = 0
+    canonical: int = 0
+    dead_lettered: int = 0
+    duplicates: int = 0
+
+
+def header_map(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None) -> dict[str, bytes]:
+    """Kafka headers as a dict (last value wins), whatever shape the client handed them in."""
+    if headers is None:
+        return {}
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    return {str(k): bytes(v) if v is not None else b"" for k, v in items}
+
+
+class Normalizer:
+    """Decrypt, decode, map and frame one staging record.
+
+    ``codec`` frames envelopes in Confluent's wire format; ``keys`` gives the tenant keys.
+    """
+
+    def __init__(self, codec: EnvelopeCodec, keys: KeyLookup, dead_letter_topic: str) -> None:
+        self.codec = codec
+        self.keys = keys
+        self.dead_letter_topic = dead_letter_topic
+        self.stats = NormalizeStats()
+
+    def process(
+        self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]], origin: str
+    ) -> list[Outgoing]:
+        """The records one staging record turns into; ``origin`` is ``topic/partition/offset``."""
+        self.stats.records += 1
+        by_name = header_map(headers)
+        outcome = normalize(value, by_name, self.keys)
+        if isinstance(outcome, Rejected):
+            return [self._dead_letter(key, value, headers, outcome.reason, outcome.error, origin)]
+        source = by_name.get("source", b"unknown").decode(errors="replace")
+        upstream_trace = by_name.get("traceparent")
+        out: list[Outgoing] = []
+        for record in outcome:
+            try:
+                framed = self.codec.encode(record.topic, record.envelope)
+            except Exception as exc:  # noqa: BLE001 - any framing failure is a dead letter, never a crash
+                return [self._dead_letter(key, value, headers, "serialize_failed", str(exc), origin)]
+            out.append(
+                Outgoing(
+                    record.topic,
+                    record.key,
+                    framed,
+                    canonical_headers(
+                        ce_id=record.ce_id,
+                        ce_type=record.ce_type,
+                        ce_time_ms=record.ce_time_ms,
+                        tenant_id=record.tenant_id,
+                        source=source,
+                        encryption_key_id=record.encryption_key_id,
+                        upstream_traceparent=upstream_trace,
+                    ),
+                )
+            )
+        self.stats.canonical += len(out)
+        return out
+
+    def _dead_letter(
+        self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]], reason: str, error: str, origin: str
+    ) -> Outgoing:
+        self.stats.dead_lettered += 1
+        return Outgoing(
+            self.dead_letter_topic,
+            key,
+            value,
+            dead_letter_headers(headers, reason=reason, stage=STAGE, error=error, origin=origin),
+        )
