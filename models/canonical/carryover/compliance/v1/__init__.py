@@ -1,0 +1,1 @@
+"""Generated from catalog/proto by `python -m app.catalog.codegen`; do not edit."""
