@@ -156,9 +156,11 @@ class Stack:
     def up(self, timeout: float = 60.0, say: Callable[[str], None] = print) -> None:
         """Start every part that is not running and wait until all are ready. Idempotent."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        to_start = [part for part in self.parts if self.pid(part) is None]
+        commands = {part.name: list(part.command()) for part in to_start}  # fails fast on a missing prerequisite
         started: list[tuple[Part, subprocess.Popen[bytes]]] = []
         for part in self.parts:
-            if self.pid(part) is not None:
+            if part not in to_start:
                 say(f"{part.name:7} already up on {part.url}")
                 continue
             if port_open(part.port):
@@ -168,7 +170,7 @@ class Stack:
                 )
             log = self._log_file(part).open("wb")
             proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-                list(part.command()),
+                commands[part.name],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
