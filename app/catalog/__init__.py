@@ -1,1 +1,1 @@
-"""The event catalog: the contract in catalog/, its generated code, wire format, registry, lint, docs, topics."""
+"""The event catalog: contract in catalog/, generated code, wire format, registry, lint, docs, topics."""

@@ -46,7 +46,7 @@ def _rewrite_imports(text: str) -> str:
 
 
 def generate(out_dir: Path, proto_root: Path = PROTO_DIR) -> list[Path]:
-    """Compiles every catalog proto into ``out_dir`` (which must be empty); returns the files written, sorted."""
+    """Compiles every catalog proto into the empty ``out_dir``; returns the files written, sorted."""
     from grpc_tools import protoc  # imported here: heavy, only needed for generation
 
     files = proto_files(proto_root)
@@ -63,7 +63,7 @@ def generate(out_dir: Path, proto_root: Path = PROTO_DIR) -> list[Path]:
         ]
         status = protoc.main(args)
         if status != 0:
-            raise CodegenError(f"protoc exited {status} compiling {proto_root} (its errors are printed above)")
+            raise CodegenError(f"protoc exited {status} compiling {proto_root} (errors printed above)")
         raw_root = Path(raw)
         for src in sorted(raw_root.rglob("*")):
             if src.is_file():
@@ -92,7 +92,7 @@ def _tree(root: Path) -> dict[Path, bytes]:
 
 
 def stale_files(generated_dir: Path = GENERATED_DIR, proto_root: Path = PROTO_DIR) -> list[str]:
-    """Differences between the committed generated tree and a fresh generation, one line each; empty = fresh."""
+    """Differences between the committed tree and a fresh generation, one per line; empty = fresh."""
     with tempfile.TemporaryDirectory(prefix="carryover-codegen-check-") as tmp:
         generate(Path(tmp), proto_root)
         fresh, current = _tree(Path(tmp)), _tree(generated_dir)
