@@ -10,6 +10,7 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TransportT
 
 from app import local_broker
+from app.catalog.model import default_catalog
 from app.settings import Settings
 
 
@@ -41,7 +42,7 @@ class CarryoverApp(faust.App):
             "web_host": settings.web_host,
             "web_port": settings.web_port,
             "web_bind": settings.web_host,
-            "topic_partitions": settings.topic_partitions,
+            "topic_partitions": default_catalog().topics["legacy.staging.v1"].partitions,
             "topic_replication_factor": settings.topic_replicas,
             "producer_acks": -1,
             "consumer_auto_offset_reset": "earliest",

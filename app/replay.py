@@ -142,7 +142,7 @@ async def tail(settings: Settings, topic: str, *, limit: int, say: Progress = pr
     """Print up to ``limit`` records of ``topic`` from the beginning."""
     from google.protobuf import text_format  # noqa: PLC0415
 
-    from app.catalog.model import envelope_class, load_catalog  # noqa: PLC0415
+    from app.catalog.model import load_catalog  # noqa: PLC0415
     from app.catalog.wire import unframe  # noqa: PLC0415
 
     catalog = load_catalog()
@@ -158,7 +158,7 @@ async def tail(settings: Settings, topic: str, *, limit: int, say: Progress = pr
         say(f"--- {record.topic}/{record.partition}/{record.offset} key={record.key!r}\n    {headers}")
         if spec is not None and spec.envelope:
             framed = unframe(record.value)
-            envelope = envelope_class(topic)()
+            envelope = catalog.envelope_class(topic)()
             envelope.ParseFromString(framed.payload)
             say("    schema id " + str(framed.schema_id) + "\n    " + text_format.MessageToString(
                 envelope, as_one_line=True))

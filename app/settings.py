@@ -89,9 +89,6 @@ class Settings:
         "Prepended to every topic name (namespaces an environment or a test on a shared cluster).",
         str,
     )
-    topic_partitions: int = setting(
-        "CARRYOVER_TOPIC_PARTITIONS", 6, "Partitions of the staging and canonical topics.", int
-    )
     topic_replicas: int = setting(
         "CARRYOVER_TOPIC_REPLICAS", 1, "Replication factor for topics carryover creates (3 on real Kafka).", int
     )
