@@ -23,9 +23,13 @@ from app.catalog.paths import CATALOG_DIR, GENERATED_PACKAGE
 
 if TYPE_CHECKING:
     from google._upb._message import Descriptor as _UpbDescriptor
+    from google._upb._message import FileDescriptor as _UpbFileDescriptor
+    from google.protobuf.descriptor import FileDescriptor
 
     MessageDescriptor: TypeAlias = Descriptor | _UpbDescriptor
     """A message descriptor from either protobuf backend (what ``Message.DESCRIPTOR`` is typed as)."""
+    AnyFileDescriptor: TypeAlias = FileDescriptor | _UpbFileDescriptor
+    """A file descriptor from either protobuf backend."""
 
 ENVELOPE_ONEOF = "event"
 

@@ -101,8 +101,11 @@ def test_errors_name_the_problem() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "message"),
     [
-        ("    partitions: 1\n    cleanup_policy: compact\n    owners: [compliance]",
-         "    partitions: 0\n    cleanup_policy: compact\n    owners: [compliance]", "positive integer"),
+        (
+            "    partitions: 1\n    cleanup_policy: compact\n    owners: [compliance]",
+            "    partitions: 0\n    cleanup_policy: compact\n    owners: [compliance]",
+            "positive integer",
+        ),
         ("    partitions: 6\n    retention_ms: 2592000000\n", "    partitions: 6\n", "retention_ms"),
     ],
 )

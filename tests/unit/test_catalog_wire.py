@@ -142,7 +142,7 @@ def test_frame_unframe_round_trip(schema_id: int, indexes: list[int], payload: b
         (b"", "too short"),
         (b"\x00\x00\x00\x01", "too short"),
         (b"\x01\x00\x00\x00\x01\x00", "magic"),
-        (b"{\"json\": true}", "magic"),
+        (b'{"json": true}', "magic"),
         (b"\x00\x00\x00\x00\x01\x80", "truncated"),
         (b"\x00\x00\x00\x00\x01\x04\x02", "count"),
         (b"\x00\x00\x00\x00\x01\x04\x02\x82", "truncated"),
