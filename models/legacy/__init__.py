@@ -1,0 +1,1 @@
+"""The legacy backend's event family: types, versions, their JSON / base64-protobuf / encrypted encodings."""
