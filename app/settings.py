@@ -98,6 +98,13 @@ class Settings:
         "Confluent schema registry URL; mock://NAME uses an in-process registry (development only).",
         str,
     )
+    schema_auto_register: bool = setting(
+        "CARRYOVER_SCHEMA_AUTO_REGISTER",
+        False,
+        "Register the catalog's schemas at start when missing (always on for mock://). In production run "
+        "`carryover catalog deploy` in the release instead.",
+        _bool,
+    )
     # --- Worker --------------------------------------------------------------------------------
     app_id: str = setting("CARRYOVER_APP_ID", "carryover", "Faust app id (consumer group, table topics).", str)
     roles: tuple[str, ...] = setting(
