@@ -1,3 +1,5 @@
+# mypy: ignore-errors
+# Generated from catalog/proto by `python -m app.catalog.codegen`.
 from models.canonical.carryover.collaboration.v1 import conversation_created_pb2 as _conversation_created_pb2
 from models.canonical.carryover.collaboration.v1 import conversation_deactivated_pb2 as _conversation_deactivated_pb2
 from models.canonical.carryover.collaboration.v1 import conversation_reactivated_pb2 as _conversation_reactivated_pb2

@@ -1,3 +1,5 @@
+# mypy: ignore-errors
+# Generated from catalog/proto by `python -m app.catalog.codegen`.
 import datetime
 
 from models.canonical.carryover.common.v1 import provenance_pb2 as _provenance_pb2

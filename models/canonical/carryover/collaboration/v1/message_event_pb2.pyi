@@ -1,3 +1,5 @@
+# mypy: ignore-errors
+# Generated from catalog/proto by `python -m app.catalog.codegen`.
 from models.canonical.carryover.collaboration.v1 import message_edited_pb2 as _message_edited_pb2
 from models.canonical.carryover.collaboration.v1 import message_sent_pb2 as _message_sent_pb2
 from models.canonical.carryover.collaboration.v1 import reaction_added_pb2 as _reaction_added_pb2

@@ -1,3 +1,5 @@
+# mypy: ignore-errors
+# Generated from catalog/proto by `python -m app.catalog.codegen`.
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from typing import ClassVar as _ClassVar, Optional as _Optional

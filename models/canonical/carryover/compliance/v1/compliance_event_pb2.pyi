@@ -1,3 +1,5 @@
+# mypy: ignore-errors
+# Generated from catalog/proto by `python -m app.catalog.codegen`.
 from models.canonical.carryover.compliance.v1 import legal_hold_released_pb2 as _legal_hold_released_pb2
 from models.canonical.carryover.compliance.v1 import legal_hold_set_pb2 as _legal_hold_set_pb2
 from models.canonical.carryover.compliance.v1 import message_suppressed_pb2 as _message_suppressed_pb2

@@ -1,3 +1,5 @@
+# mypy: ignore-errors
+# Generated from catalog/proto by `python -m app.catalog.codegen`.
 from models.canonical.carryover.identity.v1 import user_created_pb2 as _user_created_pb2
 from models.canonical.carryover.identity.v1 import user_deactivated_pb2 as _user_deactivated_pb2
 from models.canonical.carryover.identity.v1 import user_updated_pb2 as _user_updated_pb2
