@@ -317,6 +317,18 @@ class CheckedMockRegistry(MockSchemaRegistryClient):
                 )
         return super().register_schema_full_response(subject_name, schema, normalize_schemas)
 
+    def get_versions(
+        self,
+        subject_name: str,
+        deleted: bool = False,
+        deleted_only: bool = False,
+        offset: int = 0,
+        limit: int = -1,
+    ) -> list[int]:
+        """Versions in ascending order, as the real registry lists them (the stock mock's order is random)."""
+        versions = sorted(super().get_versions(subject_name, deleted, deleted_only))[offset:]
+        return versions if limit < 0 else versions[:limit]
+
     def _level(self, subject: str) -> str:
         """Effective level of a subject."""
         return self._levels.get(subject, self.default_compatibility)
