@@ -156,6 +156,39 @@ def _yaml_line(path: Path, needle: str) -> int:
     return 1
 
 
+def _sensitive_field_problems(
+    event_type: str,
+    paths: tuple[str, ...],
+    messages: dict[str, tuple[descriptor_pb2.FileDescriptorProto, int]],
+    events_yaml: Path,
+    line: int,
+) -> list[Problem]:
+    """Sensitive-field paths (``field`` or ``field.subfield``) that do not name a field of the event."""
+    problems = []
+    for path in paths:
+        owner, ok = event_type, True
+        for part in path.split("."):
+            if owner not in messages:
+                ok = False
+                break
+            file, i = messages[owner]
+            fd = next((f for f in file.message_type[i].field if f.name == part), None)
+            if fd is None:
+                ok = False
+                break
+            owner = fd.type_name.lstrip(".")
+        if not ok:
+            problems.append(
+                Problem(
+                    _rel(events_yaml),
+                    line,
+                    f"sensitive field {path!r} of {event_type} is not a field of the event",
+                    "use the proto field name (field or field.subfield)",
+                )
+            )
+    return problems
+
+
 def check_protos_and_metadata(catalog: Catalog, image: descriptor_pb2.FileDescriptorSet) -> list[Problem]:
     """Our rules over the proto image and the YAML metadata."""
     problems: list[Problem] = []
@@ -299,6 +332,7 @@ def check_protos_and_metadata(catalog: Catalog, image: descriptor_pb2.FileDescri
                 )
             )
             continue
+        problems += _sensitive_field_problems(event.type, event.sensitive_fields, messages, events_yaml, line)
         topic_spec = catalog.topics[event.topic]
         if topic_spec.envelope is None:
             problems.append(

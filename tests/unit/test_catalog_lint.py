@@ -72,7 +72,15 @@ def test_metadata_must_name_real_protos(catalog_copy: Path) -> None:
         "type: carryover.identity.v1.UserDeactivated",
         "type: carryover.identity.v1.UserRemoved",
     )
+    edit(
+        catalog_copy / "events.yaml",
+        "sensitive_fields: [username, display_name, email]",
+        "sensitive_fields: [mail]",
+    )
+    edit(catalog_copy / "events.yaml", "[text, mentions.display_name,", "[text, mentions.nick,")
     text = "\n".join(str(p) for p in lint(catalog_copy))
+    assert "sensitive field 'mail' of carryover.identity.v1.UserCreated is not a field of the event" in text
+    assert "sensitive field 'mentions.nick' of carryover.collaboration.v1.MessageSent is not a field" in text
     assert "event carryover.identity.v1.UserRemoved has no .proto" in text
     assert "event carryover.identity.v1.UserDeactivated is not in events.yaml" in text
 
