@@ -517,7 +517,7 @@ def test_header_tenant_when_the_payload_has_none() -> None:
             "custodian",
         ),
     ],
-    ids=lambda value: None,
+    ids=lambda value: value[:24].decode(errors="replace") if isinstance(value, bytes) else None,
 )
 def test_rejections_name_the_reason_and_say_what_to_fix(
     payload: bytes, hdrs: dict[str, bytes], reason: str, says: str
