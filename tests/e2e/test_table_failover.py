@@ -1,6 +1,6 @@
 """A Faust table survives kill -9 of its worker on the local broker (and loses updates without the fix).
 
-Scenario (tests/e2e/table_app counts records per key into a changelog-backed memory table):
+Scenario (tests/e2e/table_app/counting.py counts records per key into a changelog-backed memory table):
 worker A counts N1 records; once the group's committed offsets reach the end of the source topic, A is
 killed with SIGKILL.  Worker B (same app id, fresh data dir) recovers the table from its changelog,
 counts N2 more, and ``GET /counts/`` must answer N1 + N2 per key exactly.
@@ -16,11 +16,7 @@ that end; with the end-offset correction removed, B stops short and the final co
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -29,8 +25,9 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app import local_broker
+from tests.e2e.table_app.worker import TableWorker
 from tests.support.stack import RunningStack
-from tests.support.worker import REPO, Worker, worker_env
+from tests.support.worker import worker_env
 
 pytestmark = pytest.mark.e2e
 
@@ -38,37 +35,6 @@ PARTITIONS = 4
 KEYS = [f"key-{i}" for i in range(8)]
 FIRST_ROUND = 60  # records per key before the kill
 SECOND_ROUND = 25  # records per key after it
-
-
-class TableWorker(Worker):
-    """A worker running tests.e2e.table_app instead of carryover's app."""
-
-    def start(self, ready_timeout: float = 90.0) -> TableWorker:
-        """Start ``faust -A tests.e2e.table_app worker`` and wait until it is ready."""
-        self.env["CARRYOVER_WEB_PORT"] = str(self.web_port)
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "faust", "-A", "tests.e2e.table_app", "worker", "-l", "info"],
-            cwd=REPO,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
-            if "Ready" in self.log_path.read_text(errors="replace") and self.web_ok():
-                return self
-            time.sleep(0.2)
-        raise TimeoutError(f"worker not ready after {ready_timeout}s:\n{self.log_tail()}")
-
-    def counts(self) -> dict[str, object]:
-        """The worker's ``/counts/`` answer."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.web_port}/counts/", timeout=5) as resp:
-            answer: dict[str, object] = json.loads(resp.read())
-        return answer
 
 
 async def produce(bootstrap: str, topic: str, per_key: int) -> None:

@@ -1,0 +1,77 @@
+"""A tiny Faust app for the table-failover and web tests, running with carryover's local-broker compat layer.
+
+``count`` counts records per key of ``<prefix>counts.in`` into the ``counts`` table (memory store,
+changelog-backed); ``GET /counts/`` answers the table as JSON, as any client of the worker would see it.
+A record whose value is ``b"stall"`` is counted under ``"stalled"`` and then blocks the agent for good:
+a stuck consumer whose group lags (used by the lag page test). carryover's web views (lag, metrics,
+probes) are registered as the carryover app registers them.
+
+``TABLE_APP_PARTITIONS`` (default 4) sizes the source and the table;
+``TABLE_APP_END_OFFSET_CORRECTION=false`` removes only the end-offset correction (producer
+idempotence stays off, as the local broker needs), to show what the correction is for.
+
+Run: ``faust -A tests.e2e.table_app.counting worker`` with the usual ``CARRYOVER_*`` environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import faust
+from faust.web import Request, Response, View
+
+from app import local_broker, web
+from app.faust_app import CarryoverApp
+from app.settings import load
+
+SOURCE = "counts.in"
+STALL = b"stall"
+PARTITIONS = int(os.environ.get("TABLE_APP_PARTITIONS", "4"))
+
+settings = load()
+app = CarryoverApp(
+    settings,
+    autodiscover=False,
+    origin="tests.e2e.table_app.counting",
+    broker_commit_interval=0.5,
+    producer_linger=0.05,  # changelog writes of a burst share batches, as they do under load
+    topic_partitions=PARTITIONS,
+)
+if os.environ.get("TABLE_APP_END_OFFSET_CORRECTION", "true") == "false":
+    local_broker.remove_end_offset_correction()
+web.register(app)
+
+source = app.topic(
+    settings.topic_prefix + SOURCE,
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+    partitions=PARTITIONS,
+)
+counts = app.Table("counts", default=int, partitions=PARTITIONS)
+
+
+@app.agent(source, concurrency=1)
+async def count(stream: faust.StreamT[bytes]) -> None:
+    """Add one to the table row of each record's key; a ``stall`` record blocks the agent forever."""
+    async for key, value in stream.items():
+        if value == STALL:
+            counts["stalled"] += 1
+            await asyncio.Event().wait()
+        counts[key.decode()] += 1
+
+
+@app.page("/counts/")
+class CountsView(View):
+    """The whole table as JSON (one worker holds every partition in these tests)."""
+
+    async def get(self, request: Request) -> Response:
+        """``{key: count}`` plus whether end-offset correction is on in this worker."""
+        return self.json(
+            {
+                "counts": {str(k): int(v) for k, v in counts.items()},
+                "end_offset_correction": local_broker.end_offset_correction_installed(),
+            }
+        )
