@@ -108,24 +108,22 @@ def subscription_name_from_path(path: str) -> str:
     return path.rsplit("/", 1)[-1]
 
 
-def _looks_like_sns_envelope(body: str) -> bool:
-    head = body[:4096]
-    return body.lstrip().startswith("{") and '"TopicArn"' in head and '"Type"' in head
-
-
 def unwrap_sns(body: str) -> SnsNotification | None:
     """The SNS notification in an SQS body, or None when the body is a raw delivery (not an envelope).
 
-    Raises :class:`EnvelopeError` when the body is recognisably an SNS envelope but cannot be read.
+    An envelope is a JSON object with ``Type`` and ``TopicArn``. Raises :class:`EnvelopeError` when the
+    body is recognisably an SNS envelope but cannot be read.
     """
-    if not _looks_like_sns_envelope(body):
+    if not body.lstrip().startswith("{"):
         return None
     try:
         envelope = json.loads(body)
     except ValueError as exc:
-        raise EnvelopeError(f"SNS envelope is not valid JSON: {exc}") from None
-    if not isinstance(envelope, dict):
-        raise EnvelopeError("SNS envelope is not a JSON object")
+        if '"TopicArn"' in body and '"Type"' in body:
+            raise EnvelopeError(f"SNS envelope is not valid JSON: {exc}") from None
+        return None
+    if not isinstance(envelope, dict) or "TopicArn" not in envelope or "Type" not in envelope:
+        return None
     if envelope.get("Type") != "Notification":
         raise EnvelopeError(f"SNS envelope Type is {envelope.get('Type')!r}, not 'Notification'")
     message = envelope.get("Message")
@@ -245,12 +243,13 @@ def dead_letter(
         key=record_key(tenant, source_message_id),
         value=value,
         headers=dead_letter_headers(
-            headers + extra,
+            headers,
             reason=reason,
             stage=DLQ_STAGE,
             error=error,
             origin=f"{source_id}#{source_message_id}",
-        ),
+        )
+        + extra,
         source_message_id=source_message_id,
         reason=reason,
     )
