@@ -55,7 +55,12 @@ def new_tag() -> str:
 
 
 async def create_tenants(
-    tenants: Tenants, aws: Iterable[str], gcp: Iterable[str], *, raw_every: int = 0, ack_deadline: int | None = None
+    tenants: Tenants,
+    aws: Iterable[str],
+    gcp: Iterable[str],
+    *,
+    raw_every: int = 0,
+    ack_deadline: int | None = None,
 ) -> None:
     """Create the tenants' resources (every ``raw_every``-th AWS tenant with raw delivery)."""
     slots = asyncio.Semaphore(16)
@@ -63,7 +68,9 @@ async def create_tenants(
 
         async def one_aws(i: int, slug: str) -> None:
             async with slots:
-                made = await create_aws_tenant(slug, raw_delivery=bool(raw_every) and i % raw_every == 0, clients=aws_c)
+                made = await create_aws_tenant(
+                    slug, raw_delivery=bool(raw_every) and i % raw_every == 0, clients=aws_c
+                )
                 tenants.queue_urls[slug] = made.queue_url
 
         async def one_gcp(slug: str) -> None:
@@ -71,7 +78,9 @@ async def create_tenants(
                 await create_gcp_tenant(slug, project=PROJECT, ack_deadline=ack_deadline, clients=gcp_c)
 
         aws_list, gcp_list = list(aws), list(gcp)
-        await asyncio.gather(*(one_aws(i, s) for i, s in enumerate(aws_list)), *(one_gcp(s) for s in gcp_list))
+        await asyncio.gather(
+            *(one_aws(i, s) for i, s in enumerate(aws_list)), *(one_gcp(s) for s in gcp_list)
+        )
     tenants.aws += aws_list
     tenants.gcp += gcp_list
 
@@ -97,14 +106,18 @@ def payloads(slug: str, count: int, start: int = 0) -> list[LegacyMessage]:
     ]
 
 
-async def publish_all(tenants: Tenants, per_tenant: int, start: int = 0) -> dict[bytes, str]:
-    """Publish ``per_tenant`` messages to every tenant; returns payload -> tenant slug."""
+async def publish_all(
+    tenants: Tenants, per_tenant: int, start: int = 0, per_gcp_tenant: int | None = None
+) -> dict[bytes, str]:
+    """Publish ``per_tenant`` messages to every tenant (``per_gcp_tenant`` to Pub/Sub ones if given);
+    returns payload -> tenant slug."""
     sent: dict[bytes, str] = {}
     async with Publisher(project=PROJECT) as publisher:
         slots = asyncio.Semaphore(16)
 
         async def one(cloud: str, slug: str) -> None:
-            messages = payloads(slug, per_tenant, start)
+            count = per_gcp_tenant if cloud == "gcp" and per_gcp_tenant is not None else per_tenant
+            messages = payloads(slug, count, start)
             async with slots:
                 await publisher.publish(cloud, slug, messages)  # type: ignore[arg-type]
             for m in messages:
@@ -138,9 +151,9 @@ def dlq_topic(worker: Worker) -> str:
     return worker.env["CARRYOVER_TOPIC_PREFIX"] + "carryover.dlq.v1"
 
 
-async def read_staging(stack: RunningStack, topic: str, expect: int, timeout: float = 60.0) -> list[Record]:
+async def read_staging(stack: RunningStack, topic: str, expect: int, wait: float = 60.0) -> list[Record]:
     """Everything on the staging topic once ``expect`` records arrived (or at timeout)."""
-    return await read_topic(stack.bootstrap, topic, expect, timeout=timeout, settle=1.5)
+    return await read_topic(stack.bootstrap, topic, expect, timeout=wait, settle=1.5)
 
 
 def sources_view(worker: Worker) -> dict[str, Any]:
@@ -192,5 +205,8 @@ async def queue_counts(tenants: Tenants) -> dict[str, tuple[int, int]]:
                 AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
             )
             attrs = reply["Attributes"]
-            out[slug] = (int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"]))
+            out[slug] = (
+                int(attrs["ApproximateNumberOfMessages"]),
+                int(attrs["ApproximateNumberOfMessagesNotVisible"]),
+            )
     return out

@@ -66,7 +66,9 @@ async def running(stack: RunningStack, tmp_path_factory: pytest.TempPathFactory)
         # a corrupted SNS envelope (a notification whose Message is not a string), straight onto the queue
         await aws.sqs.send_message(
             QueueUrl=tenants.queue_urls[tenants.aws[2]],
-            MessageBody=json.dumps({"Type": "Notification", "TopicArn": "arn:aws:sns:x", "Message": {"no": 1}}),
+            MessageBody=json.dumps(
+                {"Type": "Notification", "TopicArn": "arn:aws:sns:x", "Message": {"no": 1}}
+            ),
         )
     tmp = tmp_path_factory.mktemp("ingest-tenants")
     worker = await asyncio.to_thread(
@@ -83,7 +85,7 @@ async def test_every_message_of_55_tenants_lands_exactly_once_with_provenance(
     running: Running, stack: RunningStack
 ) -> None:
     tenants, sent = running.tenants, running.sent
-    records = await read_staging(stack, staging_topic(running.worker), len(sent), timeout=90)
+    records = await read_staging(stack, staging_topic(running.worker), len(sent), wait=90)
     result = tally(sent, records)
     print(f"\n55 tenants: {result.line()}")
     assert result.lost == [], running.worker.log_tail()
@@ -106,12 +108,16 @@ async def test_every_message_of_55_tenants_lands_exactly_once_with_provenance(
             assert headers["source_id"] == tenants.queue_urls[slug].encode()
         else:
             assert headers["source"] == b"pubsub"
-            assert headers["source_id"] == f"projects/{PROJECT}/subscriptions/carryover-legacy-{slug}".encode()
+            assert (
+                headers["source_id"] == f"projects/{PROJECT}/subscriptions/carryover-legacy-{slug}".encode()
+            )
     raw = [r for r in records if r.headers["source"] == b"sqs" and "sns_message_id" not in r.headers]
     assert len(raw) == 10 * PER_TENANT  # every third AWS tenant has raw delivery on
 
 
-async def test_poison_messages_are_dead_lettered_with_original_bytes(running: Running, stack: RunningStack) -> None:
+async def test_poison_messages_are_dead_lettered_with_original_bytes(
+    running: Running, stack: RunningStack
+) -> None:
     letters = await read_topic(stack.bootstrap, dlq_topic(running.worker), 3, timeout=30)
     by_reason = {r.headers["dlq_reason"]: r for r in letters}
     assert len(letters) == 3
@@ -120,7 +126,8 @@ async def test_poison_messages_are_dead_lettered_with_original_bytes(running: Ru
     assert sorted(r.headers["source"] for r in big) == [b"pubsub", b"sqs"]
     for r in big:
         assert r.headers["dlq_stage"] == b"ingest"
-        assert r.value[:1] * MAX_BYTES == r.value and r.headers["dlq_original_bytes"] == str(MAX_BYTES + 1).encode()
+        assert r.value[:1] * MAX_BYTES == r.value
+        assert r.headers["dlq_original_bytes"] == str(MAX_BYTES + 1).encode()
         assert r.headers["dlq_origin"] == r.headers["source_id"] + b"#" + r.headers["source_message_id"]
     bad = by_reason[b"sns_envelope_unparseable"]
     assert json.loads(bad.value)["Message"] == {"no": 1}
@@ -141,7 +148,7 @@ async def test_tenants_created_mid_run_are_picked_up_and_deleted_ones_dropped(
     tenants.gcp += late.gcp
     tenants.queue_urls.update(late.queue_urls)
     late_sent = await publish_all(late, 5)
-    records = await read_staging(stack, staging_topic(running.worker), len(running.sent) + 10, timeout=30)
+    records = await read_staging(stack, staging_topic(running.worker), len(running.sent) + 10, wait=30)
     result = tally(late_sent, records)
     assert result.lost == [], running.worker.log_tail()
     assert {r.headers["tenant"] for r in records if r.value in late_sent} == {b"late-aws", b"late-gcp"}
