@@ -147,6 +147,7 @@ class Subscription:
     in_flight: dict[str, Pulled] = field(default_factory=dict)  # by ack id
     idle: float = 0.0
     error_backoff: float = 0.0
+    scheduled: bool = True  # a turn token for it is queued or on a timer
     batches: set[asyncio.Task[None]] = field(default_factory=set)
 
 
@@ -245,6 +246,7 @@ class PubSubIngester:
             log.info("Pub/Sub: stopped pulling %s (%s)", sub.name, why)
 
     def _reschedule(self, sub: Subscription, delay: float) -> None:
+        sub.scheduled = True
         token = (sub.path, sub.generation)
         if delay <= 0:
             self._ready.put_nowait(token)
@@ -253,42 +255,56 @@ class PubSubIngester:
 
     # --- pulling -----------------------------------------------------------------------------------
     async def _puller(self) -> None:
+        """One of the bounded pool: take the next subscription whose turn it is, pull once, put it back."""
         while True:
             path, generation = await self._ready.get()
             sub = self.subscriptions.get(path)
             if sub is None or sub.generation != generation:
                 continue  # dropped (or re-added under a new token) meanwhile
-            granted = await self.limiter.acquire(self.config.max_messages)
+            sub.scheduled = False
             try:
-                messages = await self.client.pull_now(path, granted)
+                await self._pull_turn(sub)
             except asyncio.CancelledError:
-                self.limiter.release(granted)
                 raise
-            except Exception as exc:  # noqa: BLE001 - never stop on a pull error: back off and retry
-                self.limiter.release(granted)
+            except Exception as exc:
                 sub.stats.errors += 1
-                sub.stats.last_error = f"pull: {exc}"
-                if isinstance(exc, aiohttp.ClientResponseError) and exc.status == 404:
-                    self._drop(path, "subscription deleted")
-                    continue
-                sub.error_backoff = min(max(1.0, sub.error_backoff * 2), self.config.error_backoff_max)
-                log.warning(
-                    "Pub/Sub pull from %s failed (retry in %.0fs): %s", sub.name, sub.error_backoff, exc
-                )
-                self._reschedule(sub, sub.error_backoff)
-                continue
-            sub.error_backoff = 0.0
-            self.limiter.release(granted - len(messages))
-            if messages:
-                sub.idle = 0.0
-                self._track(sub, messages)
-                task = asyncio.create_task(self._land(sub, messages))
-                sub.batches.add(task)
-                task.add_done_callback(sub.batches.discard)
-                self._reschedule(sub, 0)
-            else:
-                sub.idle = min(max(0.05, sub.idle * 2), self.config.idle_backoff_max)
-                self._reschedule(sub, sub.idle)
+                sub.stats.last_error = f"puller: {exc!r}"
+                log.exception("Pub/Sub turn for %s failed; next turn in 1 s", sub.name)
+                if not sub.scheduled and self.subscriptions.get(path) is sub:
+                    self._reschedule(sub, 1.0)
+
+    async def _pull_turn(self, sub: Subscription) -> None:
+        """Pull once; land what came; reschedule (at once, after idle or error back-off) or drop."""
+        path = sub.path
+        granted = await self.limiter.acquire(self.config.max_messages)
+        try:
+            messages = await self.client.pull_now(path, granted)
+        except asyncio.CancelledError:
+            self.limiter.release(granted)
+            raise
+        except Exception as exc:  # noqa: BLE001 - never stop on a pull error: back off and retry
+            self.limiter.release(granted)
+            sub.stats.errors += 1
+            sub.stats.last_error = f"pull: {exc!r}"
+            if isinstance(exc, aiohttp.ClientResponseError) and exc.status == 404:
+                self._drop(path, "subscription deleted")
+                return
+            sub.error_backoff = min(max(1.0, sub.error_backoff * 2), self.config.error_backoff_max)
+            log.warning("Pub/Sub pull from %s failed (retry in %.0fs): %r", sub.name, sub.error_backoff, exc)
+            self._reschedule(sub, sub.error_backoff)
+            return
+        sub.error_backoff = 0.0
+        self.limiter.release(granted - len(messages))
+        if messages:
+            sub.idle = 0.0
+            self._reschedule(sub, 0)
+            self._track(sub, messages)
+            task = asyncio.create_task(self._land(sub, messages))
+            sub.batches.add(task)
+            task.add_done_callback(sub.batches.discard)
+        else:
+            sub.idle = min(max(0.05, sub.idle * 2), self.config.idle_backoff_max)
+            self._reschedule(sub, sub.idle)
 
     def _seen_before(self, path: str, message_id: str) -> bool:
         key = (path, message_id)

@@ -233,6 +233,20 @@ class SqsIngester:
 
     # --- polling -----------------------------------------------------------------------------------
     async def _poll(self, poller: QueuePoller) -> None:
+        """Poll one queue until cancelled or the queue is gone; a bug in one round never ends the poller."""
+        while True:
+            try:
+                await self._poll_rounds(poller)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                poller.stats.errors += 1
+                poller.stats.last_error = f"poller: {exc!r}"
+                log.exception("SQS poller for %s failed; restarting it in 1 s", poller.name)
+                await asyncio.sleep(1.0)
+
+    async def _poll_rounds(self, poller: QueuePoller) -> None:
         backoff = 1.0
         while True:
             granted = await self.limiter.acquire(self.config.max_messages)
@@ -275,7 +289,7 @@ class SqsIngester:
         stats.received += len(messages)
         stats.last_received_at = time.time()
         for message in messages:
-            poller.in_flight[message["ReceiptHandle"]] = InFlight(message["MessageId"], now, now)
+            poller.in_flight[message["ReceiptHandle"]] = InFlight(str(message.get("MessageId", "")), now, now)
             if int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")) > 1:
                 stats.redelivered += 1
         stats.in_flight = len(poller.in_flight)
