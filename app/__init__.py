@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from app.faust_app import CarryoverApp
 from app.settings import load
+from app.web import register as register_web_views
 
 settings = load()
 app = CarryoverApp(settings)
+register_web_views(app)
 
 __all__ = ["app", "settings"]

@@ -29,21 +29,14 @@ Ctrl-C stops everything this command started.
 """
 
 
-def _demo_tenants(count: int) -> list[str]:
-    names = ["acme-bank", "globex-capital", "initech-securities", "umbrella-markets", "stark-trading", "wayne-wealth"]
-    return [names[i] if i < len(names) else f"tenant-{i:03d}" for i in range(count)]
-
-
 def _prepare(settings: Settings, tenants: list[str]) -> None:
-    """Demo tenants on both clouds (SNS->SQS, Pub/Sub topic + subscription) and a tenant key file."""
-    from app.crypto.keyfile import generate_key_file  # noqa: PLC0415
+    """Demo tenants on both clouds (SNS->SQS, Pub/Sub topic + subscription) and their keys."""
     from app.devstack.resources import create_demo_tenants  # noqa: PLC0415
+    from app.simulate.commands import ensure_keys  # noqa: PLC0415
 
-    if not settings.key_file.exists():
-        generate_key_file(settings.key_file, tenants)
-        print(f"wrote development tenant keys to {settings.key_file}")
-    asyncio.run(create_demo_tenants(tenants))
-    print(f"created demo tenants on SNS/SQS and Pub/Sub: {', '.join(tenants)}")
+    ensure_keys(settings.key_file, tenants)
+    asyncio.run(create_demo_tenants(tenants, project=settings.pubsub_project))
+    print(f"demo tenants on SNS/SQS and Pub/Sub, keys in {settings.key_file}: {', '.join(tenants)}")
 
 
 def _spawn(argv: list[str], env: dict[str, str], log: Path, tee: bool) -> subprocess.Popen[bytes]:
@@ -93,7 +86,9 @@ def run_demo(settings: Settings, *, tenants: int, rate: float) -> int:
         from app.settings import load  # noqa: PLC0415 - settings now point at the stack
 
         demo_settings = load(env)
-        names = _demo_tenants(tenants)
+        from app.simulate.commands import tenant_names  # noqa: PLC0415
+
+        names = tenant_names(tenants, "tenant-")
         _prepare(demo_settings, names)
         log_dir = settings.stack_dir
         worker = [sys.executable, "-m", "faust", "-A", "app", "worker", "-l", "info"]

@@ -124,6 +124,13 @@ def _received_at(headers: Mapping[str, bytes]) -> int | None:
     return int(value) if value.isdigit() and len(value) <= 15 else None
 
 
+def publication_id(headers: Mapping[str, bytes]) -> str:
+    """The id of the legacy publication a staging record carries: the SNS message id when SNS fanned it
+    into SQS (SNS may deliver one publication twice, as two SQS messages), else the source message id.
+    ce_id and the normalize agent's dedupe are built on it, so every copy of a publication is one event."""
+    return _header(headers, "sns_message_id") or _header(headers, "source_message_id")
+
+
 def _normalize(payload: bytes, headers: Mapping[str, bytes], keys: KeyLookup) -> list[CanonicalRecord]:
     header_tenant = _header(headers, "tenant") or None
     if header_tenant is not None:
@@ -135,7 +142,7 @@ def _normalize(payload: bytes, headers: Mapping[str, bytes], keys: KeyLookup) ->
             "malformed", f"{event.type} v{event.version} has no event time and no received_at header"
         )
     source_message_id = _header(headers, "source_message_id")
-    basis = source_message_id or "sha256:" + hashlib.sha256(payload).hexdigest()
+    basis = publication_id(headers) or "sha256:" + hashlib.sha256(payload).hexdigest()
 
     def event_id(index: int) -> str:
         return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{tenant}\n{basis}\n{index}"))

@@ -88,7 +88,8 @@ def test_message_sent_flows_from_sns_to_the_canonical_topic(stack: RunningStack,
     assert record.value == payload
     assert record.headers["source"] == b"sqs"
     assert record.headers["source_id"].decode().endswith(f"{prefix}{TENANT}")
-    assert record.headers["source_message_id"] == published["MessageId"].encode()
+    assert record.headers["sns_message_id"] == published["MessageId"].encode()
+    assert record.headers["source_message_id"]  # the SQS message id
     assert record.headers["tenant"] == TENANT.encode()
     assert record.headers["eventType"] == b"MESSAGE_SENT"
     assert abs(int(record.headers["received_at"]) - time.time() * 1000) < 120_000
@@ -114,7 +115,7 @@ def test_message_sent_flows_from_sns_to_the_canonical_topic(stack: RunningStack,
     assert sent.sender_user_id == "71811853189"
     assert sent.event_time.ToMilliseconds() == occurred_ms
     assert sent.event_id == event_record.headers["ce_id"].decode()
-    assert sent.provenance.source_message_id == published["MessageId"]
+    assert sent.provenance.source_message_id == record.headers["source_message_id"].decode()
     assert [m.user_id for m in sent.mentions] == ["42"]
     assert list(sent.hashtags) == ["deal"]
     # the text is encrypted with the tenant's current key, named in the header
