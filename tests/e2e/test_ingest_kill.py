@@ -26,9 +26,9 @@ from tests.support.worker import Worker
 
 pytestmark = pytest.mark.e2e
 
-TENANTS_PER_CLOUD = 8
-PER_AWS_TENANT = 40  # moto's SQS handles ~100 messages/s end to end: keep the SNS side small
-PER_GCP_TENANT = 250
+TENANTS_PER_CLOUD = 6
+PER_AWS_TENANT = 30  # moto's SQS handles ~100 messages/s end to end: keep the SNS side small
+PER_GCP_TENANT = 150
 WAVES = 10
 
 
