@@ -41,7 +41,9 @@ def sns_body(message: str, attributes: dict[str, dict[str, str]] | None = None, 
     return json.dumps(envelope, indent=2)
 
 
-def sqs_message(body: str, *, message_id: str = "sqs-1", attributes: dict[str, object] | None = None) -> dict[str, object]:
+def sqs_message(
+    body: str, *, message_id: str = "sqs-1", attributes: dict[str, object] | None = None
+) -> dict[str, object]:
     """A message as ReceiveMessage returns it."""
     message: dict[str, object] = {
         "MessageId": message_id,
@@ -182,7 +184,11 @@ def test_tenant_from_attribute_and_fallback_key_when_unknown() -> None:
     config = LandingConfig("carryover-legacy-", tenant_source="attribute", tenant_attribute="tenantId")
     with_attr = land(sqs_message(sns_body("m", {"tenantId": {"Type": "String", "Value": "initech"}})), config)
     assert isinstance(with_attr, StagingRecord)
-    assert (with_attr.tenant, with_attr.key, dict(with_attr.headers)["tenant"]) == ("initech", b"initech", b"initech")
+    assert (with_attr.tenant, with_attr.key, dict(with_attr.headers)["tenant"]) == (
+        "initech",
+        b"initech",
+        b"initech",
+    )
     without = land(sqs_message(sns_body("m"), message_id="sqs-77"), config)
     assert isinstance(without, StagingRecord)
     assert without.tenant is None
@@ -223,7 +229,12 @@ def test_pubsub_message_lands_decoded_data_and_attributes() -> None:
 
 def test_pubsub_without_data_lands_empty_value_and_oversized_goes_to_dlq() -> None:
     empty = land_pubsub(
-        subscription_path=SUB_PATH, message_id="1", data=None, attributes=None, config=CONFIG, received_at_ms=1
+        subscription_path=SUB_PATH,
+        message_id="1",
+        data=None,
+        attributes=None,
+        config=CONFIG,
+        received_at_ms=1,
     )
     assert isinstance(empty, StagingRecord) and empty.value == b""
     big = land_pubsub(
@@ -257,7 +268,9 @@ def test_unknown_tenant_source_is_refused() -> None:
 
 
 def test_large_envelope_with_topic_arn_after_the_message_is_still_unwrapped() -> None:
-    body = json.dumps({"Message": "Z" * 50_000, "MessageId": "s", "TopicArn": TOPIC_ARN, "Type": "Notification"})
+    body = json.dumps(
+        {"Message": "Z" * 50_000, "MessageId": "s", "TopicArn": TOPIC_ARN, "Type": "Notification"}
+    )
     record = land(sqs_message(body))
     assert isinstance(record, StagingRecord)
     assert record.value == b"Z" * 50_000
