@@ -49,13 +49,14 @@ if settings.has_role("normalize"):
                 normalizer.stats.duplicates += 1
                 continue
             origin = f"{message.topic}/{message.partition}/{message.offset}"
-            for out in normalizer.process(message.key, message.value, headers, origin):
+            outgoing = normalizer.process(message.key, message.value, headers, origin)
+            for out in outgoing:
                 target = topics.dead_letters if out.dead_letter else topics.canonical[out.topic]
                 await target.send(key=out.key, value=out.value, headers=out.headers)
-            if source_id:
-                seen[source_id] = 1
+            if source_id and not any(out.dead_letter for out in outgoing):
+                seen[source_id] = 1  # a dead letter may be replayed after a fix: not remembered
 
-    @app.timer(interval=10.0)
+    @app.every(max(1.0, min(10.0, settings.key_cache_ttl / 4)))
     async def refresh_tenant_keys() -> None:
         """Reload tenant keys when half their TTL passed or a lookup missed (a new tenant or key)."""
         if normalizer_holder:
@@ -63,12 +64,15 @@ if settings.has_role("normalize"):
             if isinstance(keys, Keyring) and await keys.ensure_fresh():
                 log.info("tenant keys reloaded")
 
-    @app.timer(interval=30.0)
+    @app.every(30.0)
     async def log_normalize_progress() -> None:
         """One line every 30 s: what normalize did so far."""
         if normalizer_holder:
             s = normalizer_holder[0].stats
             log.info(
                 "normalize: %d staging records -> %d canonical, %d dead-lettered, %d duplicates dropped",
-                s.records, s.canonical, s.dead_lettered, s.duplicates,
+                s.records,
+                s.canonical,
+                s.dead_lettered,
+                s.duplicates,
             )

@@ -15,7 +15,9 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 def _stack(settings: Settings) -> object:
     from app.devstack import Stack  # noqa: PLC0415 - keeps `carryover --help` fast
 
-    return Stack(settings.stack_dir, settings.stack_kafka_port, settings.stack_moto_port, settings.stack_pubsub_port)
+    return Stack(
+        settings.stack_dir, settings.stack_kafka_port, settings.stack_moto_port, settings.stack_pubsub_port
+    )
 
 
 def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
@@ -68,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="carryover", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    stack = sub.add_parser("stack", help="start, check or stop the local stack (Tansu, moto, Pub/Sub emulator)")
+    stack = sub.add_parser(
+        "stack", help="start, check or stop the local stack (Tansu, moto, Pub/Sub emulator)"
+    )
     stack.add_argument("action", choices=["up", "down", "status"])
     stack.add_argument("--json", action="store_true", help="status as JSON")
     stack.set_defaults(handler=cmd_stack)
@@ -77,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     conf.add_argument("--effective", action="store_true", help="print the values in force")
     conf.set_defaults(handler=cmd_settings)
 
-    run = sub.add_parser("run", help="local demo: stack, demo tenants, a worker and legacy traffic (Ctrl-C stops)")
+    run = sub.add_parser(
+        "run", help="local demo: stack, demo tenants, a worker and legacy traffic (Ctrl-C stops)"
+    )
     run.add_argument("--tenants", type=int, default=4)
     run.add_argument("--rate", type=float, default=5.0, help="legacy events per second")
     run.set_defaults(handler=cmd_run)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar, cast
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -12,6 +12,8 @@ from faust.types import TransportT
 from app import local_broker
 from app.catalog.model import default_catalog
 from app.settings import Settings
+
+TimerFn = TypeVar("TimerFn", bound=Callable[[], Awaitable[None]])
 
 
 class CarryoverProducer(faust_aiokafka.Producer):
@@ -53,6 +55,10 @@ class CarryoverApp(faust.App):
         }
         options.update(overrides)
         super().__init__(settings.app_id, **options)
+
+    def every(self, seconds: float, *, on_leader: bool = False) -> Callable[[TimerFn], TimerFn]:
+        """Typed :meth:`faust.App.timer`: run the decorated coroutine every ``seconds``."""
+        return cast(Callable[[TimerFn], TimerFn], self.timer(interval=seconds, on_leader=on_leader))
 
     def _new_transport(self) -> TransportT:
         return CarryoverTransport(self.conf.broker_consumer, self)

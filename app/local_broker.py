@@ -58,17 +58,17 @@ async def corrected_end_offsets(
 
 def install_end_offset_correction() -> None:
     """Make every AIOKafkaConsumer in this process (Faust's included) report true end offsets."""
-    AIOKafkaConsumer.end_offsets = corrected_end_offsets  # type: ignore[method-assign,assignment]
+    AIOKafkaConsumer.end_offsets = corrected_end_offsets
 
 
 def remove_end_offset_correction() -> None:
     """Undo :func:`install_end_offset_correction` (tests)."""
-    AIOKafkaConsumer.end_offsets = _original_end_offsets  # type: ignore[method-assign]
+    AIOKafkaConsumer.end_offsets = _original_end_offsets
 
 
 def end_offset_correction_installed() -> bool:
     """True when end offsets are being corrected in this process."""
-    return AIOKafkaConsumer.end_offsets is corrected_end_offsets  # type: ignore[comparison-overlap]
+    return AIOKafkaConsumer.end_offsets is corrected_end_offsets
 
 
 def producer_options(local_broker: bool) -> Mapping[str, Any]:

@@ -97,7 +97,13 @@ class Normalizer:
         return out
 
     def _dead_letter(
-        self, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]], reason: str, error: str, origin: str
+        self,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
+        reason: str,
+        error: str,
+        origin: str,
     ) -> Outgoing:
         self.stats.dead_lettered += 1
         return Outgoing(

@@ -1,4 +1,4 @@
-"""Operator commands over the log: re-inject dead letters, rebuild canonical topics from staging, tail a topic.
+"""Operator commands over the log: re-inject dead letters, rebuild canonical topics from staging, tail.
 
 * ``carryover dlq replay``: dead letters of the normalize stage go back to ``legacy.staging.v1`` with their
   original key, bytes and headers (the ``dlq_*`` reason headers dropped), e.g. after a key was added or a
@@ -79,7 +79,9 @@ async def _drain(
 
 async def replay_dead_letters(settings: Settings, *, reason: str | None, say: Progress = print) -> int:
     """Re-inject normalize-stage dead letters into staging; returns how many were re-injected."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, **producer_options(settings.local_broker))
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, **producer_options(settings.local_broker)
+    )
     await producer.start()
     replayed = 0
     skipped = 0
@@ -89,7 +91,9 @@ async def replay_dead_letters(settings: Settings, *, reason: str | None, say: Pr
         async def handle(record: Any) -> None:
             nonlocal replayed, skipped
             headers = {k: v for k, v in record.headers}
-            if headers.get("dlq_stage") != b"normalize" or (reason and headers.get("dlq_reason") != reason.encode()):
+            if headers.get("dlq_stage") != b"normalize" or (
+                reason and headers.get("dlq_reason") != reason.encode()
+            ):
                 skipped += 1
                 return
             original = [(k, v) for k, v in record.headers if not k.startswith("dlq_")]
@@ -98,10 +102,14 @@ async def replay_dead_letters(settings: Settings, *, reason: str | None, say: Pr
             if replayed % 1000 == 0:
                 say(f"replayed {replayed} dead letters")
 
-        await _drain(settings, _name(settings, topic_names.DEAD_LETTERS), f"{settings.app_id}-dlq-replay", handle)
+        await _drain(
+            settings, _name(settings, topic_names.DEAD_LETTERS), f"{settings.app_id}-dlq-replay", handle
+        )
     finally:
         await producer.stop()
-    say(f"replayed {replayed} dead letters into {topic_names.STAGING}; left {skipped} (other stage or reason)")
+    say(
+        f"replayed {replayed} dead letters into {topic_names.STAGING}; left {skipped} (other stage or reason)"
+    )
     return replayed
 
 
@@ -160,8 +168,12 @@ async def tail(settings: Settings, topic: str, *, limit: int, say: Progress = pr
             framed = unframe(record.value)
             envelope = catalog.envelope_class(topic)()
             envelope.ParseFromString(framed.payload)
-            say("    schema id " + str(framed.schema_id) + "\n    " + text_format.MessageToString(
-                envelope, as_one_line=True))
+            say(
+                "    schema id "
+                + str(framed.schema_id)
+                + "\n    "
+                + text_format.MessageToString(envelope, as_one_line=True)
+            )
         else:
             say(f"    {record.value[:300]!r}")
 
@@ -175,17 +187,22 @@ def add_replay_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
     replay = dlq_sub.add_parser("replay", help="re-inject normalize-stage dead letters into staging")
     replay.add_argument("--reason", help="only dead letters with this dlq_reason")
-    replay.set_defaults(handler=lambda a, s: 0 if asyncio.run(replay_dead_letters(s, reason=a.reason)) >= 0 else 1)
+    replay.set_defaults(
+        handler=lambda a, s: 0 if asyncio.run(replay_dead_letters(s, reason=a.reason)) >= 0 else 1
+    )
 
     rebuild = sub.add_parser("replay", help="rebuild the canonical topics from the staging log")
     rebuild.add_argument("--from-staging", action="store_true", required=True)
-    rebuild.add_argument("--target-prefix", help="write into topics with this prefix instead of the live ones")
+    rebuild.add_argument(
+        "--target-prefix", help="write into topics with this prefix instead of the live ones"
+    )
     rebuild.set_defaults(
-        handler=lambda a, s: 0 if asyncio.run(replay_from_staging(s, target_prefix=a.target_prefix)) >= 0 else 1
+        handler=lambda a, s: (
+            0 if asyncio.run(replay_from_staging(s, target_prefix=a.target_prefix)) >= 0 else 1
+        )
     )
 
     tail_cmd = sub.add_parser("tail", help="print a topic's records (canonical values decoded)")
     tail_cmd.add_argument("topic")
     tail_cmd.add_argument("--limit", type=int, default=20)
     tail_cmd.set_defaults(handler=lambda a, s: 0 if asyncio.run(tail(s, a.topic, limit=a.limit)) >= 0 else 1)
-

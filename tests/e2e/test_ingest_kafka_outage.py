@@ -113,7 +113,7 @@ async def test_nothing_is_acknowledged_while_kafka_is_down_and_everything_arrive
         )
         topic = staging_topic(worker)
         before = await publish_all(tenants, PER_AWS_TENANT, per_gcp_tenant=PER_GCP_TENANT)
-        landed_before = await read_topic(broker.bootstrap, topic, len(before), timeout=60)
+        landed_before = await read_topic(broker.bootstrap, topic, len(before), wait=60)
         assert tally(before, landed_before).lost == []
         acked_before = {k: v["acknowledged"] for k, v in sources_view(worker)["totals"].items()}
 
@@ -135,7 +135,7 @@ async def test_nothing_is_acknowledged_while_kafka_is_down_and_everything_arrive
 
         broker.start()  # same port, same S3 bucket
         sent = {**before, **during}
-        records = await read_topic(broker.bootstrap, topic, len(sent), timeout=90, settle=2.0)
+        records = await read_topic(broker.bootstrap, topic, len(sent), wait=90, settle=2.0)
         result = tally(sent, records)
         print(
             f"\nKafka down {OUTAGE_SECONDS:.0f}s (held in flight up to {held}): {result.line()}; "

@@ -153,7 +153,7 @@ def dlq_topic(worker: Worker) -> str:
 
 async def read_staging(stack: RunningStack, topic: str, expect: int, wait: float = 60.0) -> list[Record]:
     """Everything on the staging topic once ``expect`` records arrived (or at timeout)."""
-    return await read_topic(stack.bootstrap, topic, expect, timeout=wait, settle=1.5)
+    return await read_topic(stack.bootstrap, topic, expect, wait=wait, settle=1.5)
 
 
 def sources_view(worker: Worker) -> dict[str, Any]:

@@ -118,7 +118,7 @@ async def test_every_message_of_55_tenants_lands_exactly_once_with_provenance(
 async def test_poison_messages_are_dead_lettered_with_original_bytes(
     running: Running, stack: RunningStack
 ) -> None:
-    letters = await read_topic(stack.bootstrap, dlq_topic(running.worker), 3, timeout=30)
+    letters = await read_topic(stack.bootstrap, dlq_topic(running.worker), 3, wait=30)
     by_reason = {r.headers["dlq_reason"]: r for r in letters}
     assert len(letters) == 3
     assert set(by_reason) == {b"too_large", b"sns_envelope_unparseable"}

@@ -28,8 +28,17 @@ from tests.support.stack import RunningStack
 from tests.support.worker import Worker, worker_env
 
 TENANT = "acme-bank"
-CE_HEADERS = {"ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "ce_tenantid", "content-type",
-              "ce_encryptionkeyid", "traceparent"}
+CE_HEADERS = {
+    "ce_specversion",
+    "ce_id",
+    "ce_source",
+    "ce_type",
+    "ce_time",
+    "ce_tenantid",
+    "content-type",
+    "ce_encryptionkeyid",
+    "traceparent",
+}
 
 
 def _aws(stack: RunningStack, service: str) -> object:
@@ -42,7 +51,8 @@ def test_message_sent_flows_from_sns_to_the_canonical_topic(stack: RunningStack,
     topic_arn = sns.create_topic(Name=f"{prefix}{TENANT}")["TopicArn"]  # type: ignore[attr-defined]
     queue_url = sqs.create_queue(QueueName=f"{prefix}{TENANT}")["QueueUrl"]  # type: ignore[attr-defined]
     queue_arn = sqs.get_queue_attributes(  # type: ignore[attr-defined]
-        QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        QueueUrl=queue_url, AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)  # type: ignore[attr-defined]
 
     key_file = generate_key_file(tmp_path / "keys.json", [TENANT])
@@ -50,23 +60,37 @@ def test_message_sent_flows_from_sns_to_the_canonical_topic(stack: RunningStack,
     stream_id = base64.urlsafe_b64encode(b"room-0001-acme").decode().rstrip("=")
     message_id = base64.urlsafe_b64encode(b"msg-0001").decode().rstrip("=")
     payload = encode_json(
-        "MESSAGE_SENT", 2,
-        {"conversation_id": stream_id, "message_id": message_id, "sender_user_id": "71811853189",
-         "markup": '<messageML>Hello <mention uid="42"/> see #deal</messageML>'},
-        tenant_id=TENANT, occurred_ms=occurred_ms,
+        "MESSAGE_SENT",
+        2,
+        {
+            "conversation_id": stream_id,
+            "message_id": message_id,
+            "sender_user_id": "71811853189",
+            "markup": '<messageML>Hello <mention uid="42"/> see #deal</messageML>',
+        },
+        tenant_id=TENANT,
+        occurred_ms=occurred_ms,
     )
     published = sns.publish(  # type: ignore[attr-defined]
-        TopicArn=topic_arn, Message=payload.decode(),
+        TopicArn=topic_arn,
+        Message=payload.decode(),
         MessageAttributes={"eventType": {"DataType": "String", "StringValue": "MESSAGE_SENT"}},
     )
 
-    env = worker_env(stack, tmp_path, CARRYOVER_ROLES="ingest,normalize", CARRYOVER_SQS_QUEUE_PREFIX=prefix,
-                     CARRYOVER_PUBSUB_SUBSCRIPTION_PREFIX=f"{prefix}none-", CARRYOVER_KEY_FILE=str(key_file))
+    env = worker_env(
+        stack,
+        tmp_path,
+        CARRYOVER_ROLES="ingest,normalize",
+        CARRYOVER_SQS_QUEUE_PREFIX=prefix,
+        CARRYOVER_PUBSUB_SUBSCRIPTION_PREFIX=f"{prefix}none-",
+        CARRYOVER_KEY_FILE=str(key_file),
+    )
     topic_prefix = env["CARRYOVER_TOPIC_PREFIX"]
     worker = Worker(env=env, log_path=tmp_path / "worker.log").start()
     try:
         staged = asyncio.run(read_topic(stack.bootstrap, f"{topic_prefix}legacy.staging.v1", expect=1))
-        canonical = asyncio.run(read_topic(stack.bootstrap, f"{topic_prefix}collaboration.messages.v1", expect=1))
+        messages_topic = f"{topic_prefix}collaboration.messages.v1"
+        canonical = asyncio.run(read_topic(stack.bootstrap, messages_topic, expect=1))
         deadline = time.monotonic() + 30
         depth = {}
         while time.monotonic() < deadline:
@@ -122,6 +146,7 @@ def test_message_sent_flows_from_sns_to_the_canonical_topic(stack: RunningStack,
     keys = read_key_file(key_file)[TENANT]
     key_id = event_record.headers["ce_encryptionkeyid"].decode()
     assert key_id == sent.text.key_id == keys["current"]
-    plaintext = decrypt(base64.b64decode(keys["keys"][key_id]), sent.text.ciphertext, tenant_id=TENANT, key_id=key_id)
+    key = base64.b64decode(keys["keys"][key_id])
+    plaintext = decrypt(key, sent.text.ciphertext, tenant_id=TENANT, key_id=key_id)
     assert "Hello" in plaintext.decode() and "#deal" in plaintext.decode()
     assert json.loads(payload)["tenantId"] == TENANT

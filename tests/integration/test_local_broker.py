@@ -79,7 +79,7 @@ async def test_plain_list_offsets_under_reports_and_correction_gives_true_high_w
     written = {p: await produce_batches(kafka_bootstrap, topic, p, sizes) for p, sizes in batches.items()}
     assert {p: len(o) for p, o in written.items()} == {0: 80, 1: 41, 2: 0}
 
-    records = await read_topic(kafka_bootstrap, topic, expect=121, timeout=30, settle=0.5)
+    records = await read_topic(kafka_bootstrap, topic, expect=121, wait=30, settle=0.5)
     read_per_partition = {p: sum(1 for r in records if r.partition == p) for p in batches}
     assert read_per_partition == {0: 80, 1: 41, 2: 0}
 
@@ -129,7 +129,7 @@ async def test_non_idempotent_producer_works_and_idempotent_producer_fails(
             await real_kafka.stop()
     assert "InitProducerIdRequest" in caplog.text
 
-    records = await read_topic(kafka_bootstrap, topic, expect=5, timeout=20, settle=1.0)
+    records = await read_topic(kafka_bootstrap, topic, expect=5, wait=20, settle=1.0)
     assert [r.value for r in records] == [b"local-%d" % i for i in range(5)]
 
 

@@ -13,8 +13,14 @@ from tests.support.stack import free_port
 
 
 def carryover(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_up_is_idempotent_status_reports_and_down_stops_everything(tmp_path: Path) -> None:
@@ -30,7 +36,11 @@ def test_up_is_idempotent_status_reports_and_down_stops_everything(tmp_path: Pat
         status = carryover(["stack", "status", "--json"], env)
         report = json.loads(status.stdout)
         assert status.returncode == 0
-        assert {name: row["up"] for name, row in report.items()} == {"kafka": True, "moto": True, "pubsub": True}
+        assert {name: row["up"] for name, row in report.items()} == {
+            "kafka": True,
+            "moto": True,
+            "pubsub": True,
+        }
         assert report["kafka"]["address"] == f"127.0.0.1:{ports['KAFKA']}"
         assert "CARRYOVER_LOCAL_BROKER=true" in (tmp_path / "stack" / "stack.env").read_text()
     finally:
@@ -48,7 +58,11 @@ def test_taken_port_is_a_one_line_error(tmp_path: Path) -> None:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        env = {**os.environ, "CARRYOVER_STACK_DIR": str(tmp_path / "s"), "CARRYOVER_STACK_KAFKA_PORT": str(port)}
+        env = {
+            **os.environ,
+            "CARRYOVER_STACK_DIR": str(tmp_path / "s"),
+            "CARRYOVER_STACK_KAFKA_PORT": str(port),
+        }
         result = carryover(["stack", "up"], env)
     assert result.returncode == 2
     assert f"port {port} for kafka is taken" in result.stderr
@@ -56,9 +70,14 @@ def test_taken_port_is_a_one_line_error(tmp_path: Path) -> None:
 
 
 def test_missing_java_is_a_one_line_error_with_the_fix(tmp_path: Path) -> None:
-    env = {**os.environ, "PATH": "/nonexistent", "CARRYOVER_STACK_DIR": str(tmp_path / "s"),
-           "CARRYOVER_STACK_KAFKA_PORT": str(free_port()), "CARRYOVER_STACK_MOTO_PORT": str(free_port()),
-           "CARRYOVER_STACK_PUBSUB_PORT": str(free_port())}
+    env = {
+        **os.environ,
+        "PATH": "/nonexistent",
+        "CARRYOVER_STACK_DIR": str(tmp_path / "s"),
+        "CARRYOVER_STACK_KAFKA_PORT": str(free_port()),
+        "CARRYOVER_STACK_MOTO_PORT": str(free_port()),
+        "CARRYOVER_STACK_PUBSUB_PORT": str(free_port()),
+    }
     result = carryover(["stack", "up"], env)
     try:
         assert result.returncode == 2

@@ -21,12 +21,14 @@ class Record:
     headers: dict[str, bytes]
 
 
-async def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 60.0, settle: float = 1.0) -> list[Record]:
-    """Every record of ``topic`` once at least ``expect`` arrived (then ``settle`` s more), or at timeout."""
+async def read_topic(
+    bootstrap: str, topic: str, expect: int, wait: float = 60.0, settle: float = 1.0
+) -> list[Record]:
+    """Every record of ``topic`` once ``expect`` arrived (then ``settle`` s more), or after ``wait`` s."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + wait
         partitions: set[int] | None = None
         while partitions is None and time.monotonic() < deadline:
             partitions = consumer.partitions_for_topic(topic)

@@ -9,7 +9,11 @@ from app.cloudevents import canonical_headers, dead_letter_headers, rfc3339_ms, 
 
 @pytest.mark.parametrize(
     ("epoch_ms", "text"),
-    [(0, "1970-01-01T00:00:00.000Z"), (1_795_000_000_123, "2026-11-18T11:06:40.123Z"), (999, "1970-01-01T00:00:00.999Z")],
+    [
+        (0, "1970-01-01T00:00:00.000Z"),
+        (1_795_000_000_123, "2026-11-18T11:06:40.123Z"),
+        (999, "1970-01-01T00:00:00.999Z"),
+    ],
 )
 def test_rfc3339_ms(epoch_ms: int, text: str) -> None:
     assert rfc3339_ms(epoch_ms) == text
@@ -18,8 +22,12 @@ def test_rfc3339_ms(epoch_ms: int, text: str) -> None:
 def test_canonical_headers_carry_the_contract() -> None:
     headers = dict(
         canonical_headers(
-            ce_id="abc", ce_type="carryover.collaboration.v1.MessageSent", ce_time_ms=0,
-            tenant_id="acme-bank", source="sqs", encryption_key_id="acme-bank/k2",
+            ce_id="abc",
+            ce_type="carryover.collaboration.v1.MessageSent",
+            ce_time_ms=0,
+            tenant_id="acme-bank",
+            source="sqs",
+            encryption_key_id="acme-bank/k2",
         )
     )
     assert headers == {
@@ -36,8 +44,11 @@ def test_canonical_headers_carry_the_contract() -> None:
 
 
 def test_no_key_id_header_without_encryption() -> None:
-    headers = dict(canonical_headers(ce_id="a", ce_type="t", ce_time_ms=0, tenant_id="x", source="s",
-                                     encryption_key_id=None))
+    headers = dict(
+        canonical_headers(
+            ce_id="a", ce_type="t", ce_time_ms=0, tenant_id="x", source="s", encryption_key_id=None
+        )
+    )
     assert "ce_encryptionkeyid" not in headers
 
 
@@ -56,8 +67,11 @@ def test_upstream_traceparent_is_kept() -> None:
 
 def test_dead_letter_headers_keep_originals_and_replace_old_reasons() -> None:
     headers = dead_letter_headers(
-        [("tenant", b"acme"), ("dlq_reason", b"old")], reason="decrypt_failed", stage="normalize",
-        error="wrong key", origin="legacy.staging.v1/3/42",
+        [("tenant", b"acme"), ("dlq_reason", b"old")],
+        reason="decrypt_failed",
+        stage="normalize",
+        error="wrong key",
+        origin="legacy.staging.v1/3/42",
     )
     assert headers == [
         ("tenant", b"acme"),

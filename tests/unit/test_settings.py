@@ -20,13 +20,15 @@ def test_defaults_without_environment() -> None:
 
 
 def test_environment_overrides_and_parses() -> None:
-    settings = load({
-        "CARRYOVER_LOCAL_BROKER": "true",
-        "CARRYOVER_ROLES": "ingest, normalize",
-        "CARRYOVER_BROKER": "kafka://a:1,kafka://b:2",
-        "CARRYOVER_MAX_IN_FLIGHT": "10",
-        "AWS_ENDPOINT_URL": "http://127.0.0.1:5000",
-    })
+    settings = load(
+        {
+            "CARRYOVER_LOCAL_BROKER": "true",
+            "CARRYOVER_ROLES": "ingest, normalize",
+            "CARRYOVER_BROKER": "kafka://a:1,kafka://b:2",
+            "CARRYOVER_MAX_IN_FLIGHT": "10",
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:5000",
+        }
+    )
     assert settings.local_broker is True
     assert settings.roles == ("ingest", "normalize")
     assert settings.has_role("ingest") and not settings.has_role("webhooks")
@@ -38,7 +40,10 @@ def test_environment_overrides_and_parses() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"CARRYOVER_ROLES": "ingest,archiver"}, "CARRYOVER_ROLES='ingest,archiver' is not valid: unknown role(s) archiver"),
+        (
+            {"CARRYOVER_ROLES": "ingest,archiver"},
+            "CARRYOVER_ROLES='ingest,archiver' is not valid: unknown role(s) archiver",
+        ),
         ({"CARRYOVER_WEB_PORT": "http"}, "CARRYOVER_WEB_PORT='http' is not valid"),
         ({"CARRYOVER_LOCAL_BROKER": "maybe"}, "expected true/false"),
     ],
@@ -56,4 +61,6 @@ def test_every_setting_has_a_documented_unique_variable() -> None:
 
 
 def test_readme_configuration_table_is_current() -> None:
-    assert markdown_table() in README.read_text(), "README's configuration table is stale: run `carryover settings`"
+    assert markdown_table() in README.read_text(), (
+        "README's configuration table is stale: run `carryover settings`"
+    )
