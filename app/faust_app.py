@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
 
@@ -12,6 +13,8 @@ from faust.types import TransportT
 from app import local_broker
 from app.catalog.model import default_catalog
 from app.settings import Settings
+
+log = logging.getLogger(__name__)
 
 TimerFn = TypeVar("TimerFn", bound=Callable[[], Awaitable[None]])
 
@@ -56,6 +59,16 @@ class CarryoverApp(faust.App):
         options.update(overrides)
         super().__init__(settings.app_id, **options)
 
+    async def on_first_start(self) -> None:
+        """Create the catalog's topics (catalog partitions and configs) before any agent or source writes.
+
+        Brokers that auto-create topics would otherwise create ``legacy.staging.v1`` with their default
+        partition count the first time ingestion writes to it, and the tables keyed on it would not
+        match (Faust's PartitionsMismatch).
+        """
+        await super().on_first_start()
+        await provision_catalog_topics(self.carryover)
+
     def every(self, seconds: float, *, on_leader: bool = False) -> Callable[[TimerFn], TimerFn]:
         """Typed :meth:`faust.App.timer`: run the decorated coroutine every ``seconds``."""
         return cast(Callable[[TimerFn], TimerFn], self.timer(interval=seconds, on_leader=on_leader))
@@ -65,3 +78,28 @@ class CarryoverApp(faust.App):
 
     def _new_producer_transport(self) -> TransportT:
         return CarryoverTransport(self.conf.broker_producer, self)
+
+
+async def provision_catalog_topics(settings: Settings) -> None:
+    """Create missing catalog topics; log drift. A broker that cannot be reached is logged, not fatal."""
+    from app.catalog.provision import apply_topics  # noqa: PLC0415 - admin client only at start
+
+    try:
+        report = await apply_topics(
+            settings.bootstrap_servers,
+            default_catalog(),
+            dry_run=False,
+            prefix=settings.topic_prefix,
+            replication_factor=settings.topic_replicas,
+        )
+    except Exception as exc:  # noqa: BLE001 - the worker still starts; Faust retries the broker itself
+        log.warning("could not create the catalog's topics on %s: %r", settings.broker, exc)
+        return
+    created = report.with_action("created")
+    if created:
+        log.info("created topics: %s", ", ".join(created))
+    for topic in report.drifted:
+        log.warning("topic %s differs from the catalog: %s", topic.name, "; ".join(topic.drift))
+    for topic in report.topics:
+        if topic.action == "failed":
+            log.error("could not create topic %s: %s (run `carryover topics apply`)", topic.name, topic.error)
