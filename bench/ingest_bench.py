@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -40,26 +39,10 @@ from app.sources.runner import IngestRunner
 from app.sources.sink import KafkaSink, NullSink, Sink
 from app.sources.sqs import SqsConfig
 from app.sources.stats import IngestStats
+from bench.common import free_port, percentile, rss_mb
 
 PROJECT = "carryover-bench"
 PAYLOAD_PAD = 400  # ~450-byte payloads, like a legacy JSON event
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    import socket  # noqa: PLC0415
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def rss_mb() -> float:
-    """This process's resident set size now, in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def payload(seq: int) -> bytes:
@@ -98,13 +81,6 @@ class Result:
     p50_ms: float | None
     p99_ms: float | None
     rss_mb: float
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """The q-th percentile (0-100) or None without values."""
-    if len(values) < 2:
-        return values[0] if values else None
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
 class Sources:

@@ -35,7 +35,7 @@ app = CarryoverApp(
     autodiscover=False,
     origin="tests.e2e.table_app.counting",
     broker_commit_interval=0.5,
-    producer_linger=0.05,  # changelog writes of a burst share batches, as they do under load
+    producer_linger=0.5,  # changelog writes of a burst share batches (also on a loaded machine)
     topic_partitions=PARTITIONS,
 )
 if os.environ.get("TABLE_APP_END_OFFSET_CORRECTION", "true") == "false":
