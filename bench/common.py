@@ -1,10 +1,18 @@
-"""Helpers the benchmarks share: free ports, percentiles, process memory."""
+"""Helpers the benchmarks share: a private local stack, free ports, percentiles, process memory."""
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import statistics
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from app.devstack import Stack
 
 
 def free_port() -> int:
@@ -36,3 +44,30 @@ def rss_mb(pid: int | str = "self") -> float:
 def peak_rss_mb(pid: int | str = "self") -> float:
     """Peak resident set size (VmHWM) of ``pid``, in MiB."""
     return _status_mb(pid, "VmHWM")
+
+
+@contextmanager
+def private_stack(name: str, *, broker_only: bool = False) -> Iterator[tuple[Path, dict[str, str]]]:
+    """A local stack of our own on free ports for one benchmark: (work directory, its environment).
+
+    ``broker_only`` stops moto and the Pub/Sub emulator's JVM once up, so they cost no CPU. The stack is
+    stopped on exit, on Ctrl-C and on SIGTERM.
+    """
+    with tempfile.TemporaryDirectory(prefix=f"{name}-") as state:
+        work = Path(state)
+        stack = Stack(work / "stack", free_port(), free_port(), free_port())
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        stack.up(timeout=90, say=lambda _m: None)
+        try:
+            if broker_only:
+                for part in stack.parts[1:]:
+                    stack.stop_part(part)
+            env = stack.environment()
+            print(
+                f"{name} on a private {'broker' if broker_only else 'stack'} ({os.cpu_count()} CPUs), "
+                f"python {sys.version.split()[0]}",
+                flush=True,
+            )
+            yield work, env
+        finally:
+            stack.down(say=lambda _m: None)

@@ -17,13 +17,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -32,14 +29,13 @@ from aiobotocore.session import get_session
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from gcloud.aio.pubsub import PublisherClient, PubsubMessage, SubscriberClient
 
-from app.devstack import Stack
 from app.sources.landing import Landing, LandingConfig
 from app.sources.pubsub import PubSubConfig
 from app.sources.runner import IngestRunner
 from app.sources.sink import KafkaSink, NullSink, Sink
 from app.sources.sqs import SqsConfig
 from app.sources.stats import IngestStats
-from bench.common import free_port, percentile, rss_mb
+from bench.common import percentile, private_stack, rss_mb
 
 PROJECT = "carryover-bench"
 PAYLOAD_PAD = 400  # ~450-byte payloads, like a legacy JSON event
@@ -334,20 +330,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.sources, args.sqs_per_source, args.pubsub_per_source = [10], 5, 20
-    with tempfile.TemporaryDirectory(prefix="ingest-bench-") as state:
-        stack = Stack(Path(state), free_port(), free_port(), free_port())
-        stack.up(timeout=90, say=lambda _m: None)
-        try:
-            env = {**stack.environment(), "BOOTSTRAP": ""}
-            env["BOOTSTRAP"] = env["CARRYOVER_BROKER"].split("://", 1)[1]
-            os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
-            print(
-                f"ingest benchmark on a private stack ({os.cpu_count()} CPUs), "
-                f"python {sys.version.split()[0]}"
-            )
-            results = asyncio.run(main_async(args, env))
-        finally:
-            stack.down(say=lambda _m: None)
+    with private_stack("ingest benchmark") as (_work, stack_env):
+        env = {**stack_env, "BOOTSTRAP": stack_env["CARRYOVER_BROKER"].split("://", 1)[1]}
+        os.environ.update({k: v for k, v in env.items() if k.startswith("AWS_")})
+        results = asyncio.run(main_async(args, env))
     print()
     print(table(results))
     return 0

@@ -26,10 +26,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 import tomllib
 import uuid
@@ -43,13 +41,12 @@ from app.catalog.model import default_catalog
 from app.catalog.provision import apply_topics
 from app.crypto.keyfile import LocalKeyFileProvider, generate_key_file
 from app.crypto.keyring import Keyring
-from app.devstack import Stack
 from app.normalizer import Normalizer, header_map
 from app.runtime import build_normalizer
 from app.settings import load
 from app.simulate.traffic import Publication, TrafficConfig, TrafficGenerator
 from app.sources.landing import provenance_headers
-from bench.common import free_port, peak_rss_mb, percentile
+from bench.common import peak_rss_mb, percentile, private_stack
 
 REPO = Path(__file__).resolve().parents[1]
 QUIX_VENV = REPO / ".venv-quix"
@@ -325,28 +322,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.records, args.trickle = 2000, 200
-    with tempfile.TemporaryDirectory(prefix="normalize-bench-") as state:
-        work = Path(state)
-        stack = Stack(work / "stack", free_port(), free_port(), free_port())
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the private stack on SIGTERM too
-        stack.up(timeout=90, say=lambda _m: None)
-        try:
-            for part in stack.parts[1:]:  # only the broker is needed: moto and the emulator's JVM stop
-                stack.stop_part(part)
-            env = {
-                k: v
-                for k, v in stack.environment().items()
-                if k.startswith("CARRYOVER_") and "STACK" not in k
-            }
-            env.update(CARRYOVER_LOCAL_BROKER="true", CARRYOVER_SCHEMA_REGISTRY_URL="mock://bench")
-            print(
-                f"normalize benchmark on a private broker ({os.cpu_count()} CPUs), "
-                f"python {sys.version.split()[0]}",
-                flush=True,
-            )
-            results = asyncio.run(main_async(args, env, work))
-        finally:
-            stack.down(say=lambda _m: None)
+    with private_stack("normalize benchmark", broker_only=True) as (work, stack_env):
+        env = {k: v for k, v in stack_env.items() if k.startswith("CARRYOVER_")}
+        env.update(CARRYOVER_LOCAL_BROKER="true", CARRYOVER_SCHEMA_REGISTRY_URL="mock://bench")
+        results = asyncio.run(main_async(args, env, work))
     print()
     print(table(results))
     return 0

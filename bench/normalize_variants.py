@@ -25,7 +25,7 @@ from app.runtime import build_normalizer
 from app.settings import Settings, load
 
 STAGING = "legacy.staging.v1"
-GROUP = "bench-normalize"
+GROUP = "bench-normalize"  # + the topic prefix: every run and variant has its own group
 
 
 async def aiokafka_loop(settings: Settings, normalizer: Normalizer) -> None:
@@ -38,7 +38,7 @@ async def aiokafka_loop(settings: Settings, normalizer: Normalizer) -> None:
     consumer = AIOKafkaConsumer(
         prefix + STAGING,
         bootstrap_servers=settings.bootstrap_servers,
-        group_id=GROUP,
+        group_id=GROUP + prefix,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         session_timeout_ms=8000,
@@ -85,7 +85,7 @@ def quix_app(settings: Settings, normalizer: Normalizer) -> Any:
     prefix = settings.topic_prefix
     app = Application(
         broker_address=settings.bootstrap_servers,
-        consumer_group=GROUP,
+        consumer_group=GROUP + prefix,
         auto_offset_reset="earliest",
         processing_guarantee="at-least-once",
         use_changelog_topics=False,

@@ -344,19 +344,8 @@ class PubSubIngester:
                 for m in messages
             ]
             results = await self.sink.write(landings)
-            durable: list[str] = []
-            failed: list[str] = []
-            for ack_id, landing, error in zip(ack_ids, landings, results, strict=True):
-                if error is None:
-                    durable.append(ack_id)
-                    if isinstance(landing, DeadLetter):
-                        sub.stats.dead_lettered += 1
-                    else:
-                        sub.stats.landed += 1
-                else:
-                    failed.append(ack_id)
-                    sub.stats.failed += 1
-                    sub.stats.last_error = f"kafka: {error!r}"
+            dead = [isinstance(landing, DeadLetter) for landing in landings]
+            durable, failed = sub.stats.record_writes(ack_ids, dead, results)
             for chunk in _chunks(durable, ACK_CHUNK):
                 try:
                     await self.client.acknowledge(sub.path, chunk)

@@ -304,19 +304,8 @@ class SqsIngester:
                 for m in messages
             ]
             results = await self.sink.write(landings)
-            durable: list[str] = []
-            failed: list[str] = []
-            for handle, landing, error in zip(handles, landings, results, strict=True):
-                if error is None:
-                    durable.append(handle)
-                    if isinstance(landing, DeadLetter):
-                        poller.stats.dead_lettered += 1
-                    else:
-                        poller.stats.landed += 1
-                else:
-                    failed.append(handle)
-                    poller.stats.failed += 1
-                    poller.stats.last_error = f"kafka: {error!r}"
+            dead = [isinstance(landing, DeadLetter) for landing in landings]
+            durable, failed = poller.stats.record_writes(handles, dead, results)
             if durable:
                 await self._delete(poller, durable)
             if failed:

@@ -7,6 +7,7 @@ lag page and the worker's periodic summary line. ``registry`` is this process's 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -39,6 +40,25 @@ class SourceStats:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready view."""
         return asdict(self)
+
+    def record_writes(
+        self, handles: Sequence[str], dead_letter: Sequence[bool], errors: Sequence[BaseException | None]
+    ) -> tuple[list[str], list[str]]:
+        """Count one batch's Kafka outcomes; (handles now durable in Kafka, handles whose write failed)."""
+        durable: list[str] = []
+        failed: list[str] = []
+        for handle, is_dead_letter, error in zip(handles, dead_letter, errors, strict=True):
+            if error is None:
+                durable.append(handle)
+                if is_dead_letter:
+                    self.dead_lettered += 1
+                else:
+                    self.landed += 1
+            else:
+                failed.append(handle)
+                self.failed += 1
+                self.last_error = f"kafka: {error!r}"
+        return durable, failed
 
 
 @dataclass

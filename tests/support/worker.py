@@ -25,15 +25,15 @@ class Worker:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     web_port: int = field(default_factory=free_port)
+    app_module: str = "app"  # what ``faust -A`` loads
 
     def start(self, ready_timeout: float = 90.0) -> Worker:
         """Start the worker and wait until its web server answers and it says it is ready."""
         self.env["CARRYOVER_WEB_PORT"] = str(self.web_port)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "faust", "-A", "app", "worker", "-l", "info", "--without-web"]
-            if self.env.get("CARRYOVER_TEST_NO_WEB")
-            else [sys.executable, "-m", "faust", "-A", "app", "worker", "-l", "info"],
+            [sys.executable, "-m", "faust", "-A", self.app_module, "worker", "-l", "info"]
+            + (["--without-web"] if self.env.get("CARRYOVER_TEST_NO_WEB") else []),
             cwd=REPO,
             env=self.env,
             stdout=log,
