@@ -132,7 +132,8 @@ class Settings:
     dedupe_window_seconds: int = setting(
         "CARRYOVER_DEDUPE_WINDOW_SECONDS",
         3600,
-        "How long a source message id is remembered to drop redelivered duplicates.",
+        "How long a source message id is remembered to drop redelivered duplicates; 0 turns the dedupe "
+        "table off (one changelog write less per record; consumers then rely on the deterministic ce_id).",
         int,
     )
     # --- Ingestion -----------------------------------------------------------------------------

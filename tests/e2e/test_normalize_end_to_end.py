@@ -28,9 +28,10 @@ from app.crypto.keyring import Keyring
 from app.devstack.resources import create_demo_tenants
 from app.simulate.publish import LegacyMessage, Publisher
 from app.simulate.traffic import Publication, TrafficConfig, TrafficGenerator
+from app.sources.landing import provenance_headers
 from models.legacy.codec import encode_encrypted, encode_json
 from tests.support.ground_truth import Fields, event_fields
-from tests.support.kafka import Record, read_topic
+from tests.support.kafka import Record, produce_records, read_topic
 from tests.support.stack import RunningStack
 from tests.support.worker import Worker, worker_env
 
@@ -220,3 +221,36 @@ async def _publish_one(tenant: str, body: bytes) -> None:
         await publisher.publish(
             "aws", tenant, [LegacyMessage(body, {"tenantId": tenant, "eventType": "USER_CREATED"})]
         )
+
+
+def test_redelivered_staging_records_are_dropped_within_the_window(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    """The same source message landed twice (a redelivery at the source) yields its events once."""
+    tenant = f"dd{uuid.uuid4().hex[:6]}-bank"
+    key_file = generate_key_file(tmp_path / "keys.json", [tenant])
+    keys = Keyring.static(asyncio.run(LocalKeyFileProvider(key_file).load()))
+    first, second = TrafficGenerator(TrafficConfig(tenants=[tenant], seed=3), keys).take(2)
+    assert first.expected and second.expected
+
+    def staging(p: Publication, message_id: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+        headers = provenance_headers(
+            source="sqs", source_id="q", source_message_id=message_id, received_at_ms=1, tenant=tenant
+        )
+        return tenant.encode(), p.body, headers + [(k, v.encode()) for k, v in p.attributes.items()]
+
+    records = [staging(first, "m-1"), staging(second, "m-2"), staging(first, "m-1")]  # m-1 redelivered
+    env = worker_env(stack, tmp_path, CARRYOVER_ROLES="normalize", CARRYOVER_KEY_FILE=str(key_file))
+    prefix = env["CARRYOVER_TOPIC_PREFIX"]
+    worker = Worker(env=env, log_path=tmp_path / "worker.log").start()
+    try:
+        asyncio.run(produce_records(stack.bootstrap, f"{prefix}legacy.staging.v1", records))
+        want = len(first.expected) + len(second.expected)
+        canonical = []
+        per_topic = collections.Counter(e.topic for e in (*first.expected, *second.expected))
+        for topic, count in per_topic.items():  # then 3 s more, for a duplicate that would come next
+            canonical += asyncio.run(read_topic(stack.bootstrap, prefix + topic, count, wait=60, settle=3.0))
+    finally:
+        worker.stop()
+    assert len(canonical) == want, worker.log_tail()
+    assert len({r.headers["ce_id"] for r in canonical}) == want

@@ -6,7 +6,7 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 
 @dataclass(frozen=True)
@@ -56,3 +56,16 @@ async def read_topic(
         return out
     finally:
         await consumer.stop()
+
+
+async def produce_records(
+    bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]
+) -> None:
+    """Write (key, value, headers) records in order (acks=all) and wait until the broker has them all."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value, headers in records:
+            await (await producer.send(topic, value, key=key, headers=headers))
+    finally:
+        await producer.stop()
