@@ -26,6 +26,8 @@ from app.crypto import aead
 from app.crypto.keyfile import LocalKeyFileProvider, generate_key_file, read_key_file, write_key_file
 from app.crypto.keyring import Keyring
 from app.devstack.resources import create_demo_tenants
+from app.runtime import build_normalizer
+from app.settings import load
 from app.simulate.publish import LegacyMessage, Publisher
 from app.simulate.traffic import Publication, TrafficConfig, TrafficGenerator
 from app.sources.landing import provenance_headers
@@ -51,6 +53,14 @@ async def _publish(publications: list[Publication], project: str) -> None:
             by_target[(p.cloud, p.tenant_id)].append(LegacyMessage(p.body, dict(p.attributes)))
         for (cloud, tenant), messages in by_target.items():
             await publisher.publish(cloud, tenant, messages)  # type: ignore[arg-type]
+
+
+def staging_record(p: Publication, message_id: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """(key, value, headers) of ``p`` as SQS ingestion lands it in staging."""
+    headers = provenance_headers(
+        source="sqs", source_id="q", source_message_id=message_id, received_at_ms=1, tenant=p.tenant_id
+    )
+    return p.tenant_id.encode(), p.body, headers + [(k, v.encode()) for k, v in p.attributes.items()]
 
 
 def _decode(record: Record) -> Any:
@@ -243,13 +253,11 @@ def test_redelivered_staging_records_are_dropped_within_the_window(
     first, second = TrafficGenerator(TrafficConfig(tenants=[tenant], seed=3), keys).take(2)
     assert first.expected and second.expected
 
-    def staging(p: Publication, message_id: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
-        headers = provenance_headers(
-            source="sqs", source_id="q", source_message_id=message_id, received_at_ms=1, tenant=tenant
-        )
-        return tenant.encode(), p.body, headers + [(k, v.encode()) for k, v in p.attributes.items()]
-
-    records = [staging(first, "m-1"), staging(second, "m-2"), staging(first, "m-1")]  # m-1 redelivered
+    records = [
+        staging_record(first, "m-1"),
+        staging_record(second, "m-2"),
+        staging_record(first, "m-1"),
+    ]  # m-1 redelivered
     env = worker_env(stack, tmp_path, CARRYOVER_ROLES="normalize", CARRYOVER_KEY_FILE=str(key_file))
     prefix = env["CARRYOVER_TOPIC_PREFIX"]
     worker = Worker(env=env, log_path=tmp_path / "worker.log").start()
@@ -264,3 +272,45 @@ def test_redelivered_staging_records_are_dropped_within_the_window(
         worker.stop()
     assert len(canonical) == want, worker.log_tail()
     assert len({r.headers["ce_id"] for r in canonical}) == want
+
+
+def test_replay_from_staging_rebuilds_the_same_canonical_records(stack: RunningStack, tmp_path: Path) -> None:
+    """`carryover replay --from-staging --target-prefix P` re-normalizes the staging log into P-prefixed
+    topics: byte for byte what the normalizer makes of those records (deterministic ce_id and nonces)."""
+    tag = uuid.uuid4().hex[:6]
+    tenants = [f"rb{tag}-a", f"rb{tag}-b"]
+    key_file = generate_key_file(tmp_path / "keys.json", tenants)
+    keys = Keyring.static(asyncio.run(LocalKeyFileProvider(key_file).load()))
+    config = TrafficConfig(tenants=tenants, bad_fraction=0.2, seed=5)
+    publications = TrafficGenerator(config, keys).take(40)
+    records = [staging_record(p, f"m-{i}") for i, p in enumerate(publications)]
+    env = worker_env(stack, tmp_path, CARRYOVER_KEY_FILE=str(key_file))
+    prefix, target = env["CARRYOVER_TOPIC_PREFIX"], f"rebuilt{tag}."
+    asyncio.run(produce_records(stack.bootstrap, f"{prefix}legacy.staging.v1", records))
+
+    normalizer = asyncio.run(build_normalizer(load(env)))
+    expected: dict[str, list[tuple[bytes | None, bytes]]] = collections.defaultdict(list)
+    for key, value, headers in records:
+        for out in normalizer.process(key, value, headers, "staging"):
+            if not out.dead_letter:
+                expected[out.topic].append((out.key, out.value))
+    assert len(expected) >= 3 and normalizer.stats.dead_lettered > 0
+
+    replay = subprocess.run(
+        [sys.executable, "-m", "app.cli", "replay", "--from-staging", "--target-prefix", target],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert replay.returncode == 0, replay.stderr
+    assert f"replayed {len(records)} staging records" in replay.stdout, replay.stdout
+    for topic, want in expected.items():
+        got = asyncio.run(read_topic(stack.bootstrap, target + topic, len(want), wait=30))
+        assert sorted((r.key, r.value) for r in got) == sorted(want), topic
+    dead = asyncio.run(
+        read_topic(stack.bootstrap, f"{target}carryover.dlq.v1", normalizer.stats.dead_lettered)
+    )
+    assert len(dead) == normalizer.stats.dead_lettered
+    assert all(r.headers["dlq_reason"] for r in dead)
