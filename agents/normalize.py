@@ -1,12 +1,15 @@
 """Normalize agent: legacy.staging.v1 -> decrypt, decode, map -> canonical topics keyed by tenant.
 
 Thin: the work is :class:`app.normalizer.Normalizer`.  concurrency=1 keeps offsets and the dedupe table in
-order (faust #606).  A source message id seen within the dedupe window is dropped (redelivery at the
-source, or a replay of staging); it is remembered only once its records were handed to the producer,
-and Faust flushes the producer before it commits the staging offset, so a crash re-processes rather
-than loses. Records go straight to Faust's producer rather than through ``Topic.send``, whose attachment
-and sensor path cost ~20 % of the agent's throughput (bench/README.md); the flush-before-commit covers
-them the same way.
+order (faust #606).  A source message id seen within the dedupe window at another staging offset is
+dropped (a redelivery at the source landed twice, or a `dlq replay` of a record that went through).
+The table remembers the staging offset that carried it, so the same staging record read again after
+a crash (processed, not yet committed) is processed again, never dropped: its seen-mark may have
+reached the changelog before its canonical records reached Kafka. Faust flushes the producer before
+it commits the staging offset, so a crash re-processes rather than loses.
+
+Records go straight to Faust's producer rather than through ``Topic.send``, whose attachment and sensor
+path cost ~20 % of the agent's throughput (bench/README.md); the flush-before-commit covers them too.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from faust import StreamT
 from app import app, settings, topics
 from app.crypto.keyring import Keyring
 from app.mapping.pipeline import publication_id
-from app.normalizer import Normalizer
+from app.normalizer import Normalizer, is_redelivery
 from app.runtime import build_normalizer
 
 log = logging.getLogger(__name__)
@@ -52,20 +55,19 @@ if settings.has_role("normalize"):
             message = event.message
             headers = [(k, bytes(v)) for k, v in (message.headers or [])]
             source_id = publication_id(dict(headers))
-            if (
-                seen is not None
-                and source_id
-                and (seen[source_id].current() or seen[source_id].delta(window))
-            ):
-                normalizer.stats.duplicates += 1
-                continue
+            marker = message.offset + 1  # where this record sits in its staging partition (0 = never seen)
+            if seen is not None and source_id:
+                previous = seen[source_id].current() or seen[source_id].delta(window)
+                if is_redelivery(previous, marker):
+                    normalizer.stats.duplicates += 1
+                    continue
             origin = f"{message.topic}/{message.partition}/{message.offset}"
             outgoing = normalizer.process(message.key, message.value, headers, origin)
             for out in outgoing:
                 target = topics.dead_letters if out.dead_letter else topics.canonical[out.topic]
                 await send(target.get_topic_name(), out.key, out.value, None, None, out.headers)
             if seen is not None and source_id and not any(out.dead_letter for out in outgoing):
-                seen[source_id] = 1  # a dead letter may be replayed after a fix: not remembered
+                seen[source_id] = marker  # a dead letter may be replayed after a fix: not remembered
 
     @app.every(max(1.0, min(10.0, settings.key_cache_ttl / 4)))
     async def refresh_tenant_keys() -> None:

@@ -40,6 +40,15 @@ class NormalizeStats:
     duplicates: int = 0
 
 
+def is_redelivery(previous_marker: int, marker: int) -> bool:
+    """True when a source message already went through at another staging position.
+
+    Markers are ``staging offset + 1`` (0 = not seen). The same position seen again is a re-read after a
+    crash, whose output may not have reached Kafka: it must be processed again, not dropped.
+    """
+    return previous_marker != 0 and previous_marker != marker
+
+
 def header_map(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None) -> dict[str, bytes]:
     """Kafka headers as a dict (last value wins), whatever shape the client handed them in."""
     if headers is None:

@@ -16,16 +16,16 @@ that end; with the end-offset correction removed, B stops short and the final co
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app import local_broker
 from tests.e2e.table_app.worker import TableWorker
+from tests.support.kafka import wait_until_committed
 from tests.support.stack import RunningStack
 from tests.support.worker import worker_env
 
@@ -48,27 +48,6 @@ async def produce(bootstrap: str, topic: str, per_key: int) -> None:
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
-
-
-async def wait_until_committed(
-    bootstrap: str, group: str, topic: str, total: int, wait_seconds: float = 60.0
-) -> None:
-    """Wait until ``group`` committed every one of the ``total`` records of ``topic``."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-    committed = 0
-    try:
-        deadline = time.monotonic() + wait_seconds
-        while time.monotonic() < deadline:
-            offsets = await admin.list_consumer_group_offsets(group, partitions=tps)
-            committed = sum(max(meta.offset, 0) for meta in offsets.values())
-            if committed >= total:
-                return
-            await asyncio.sleep(0.3)
-    finally:
-        await admin.close()
-    raise TimeoutError(f"group {group} committed {committed} of {total} records of {topic}")
 
 
 async def kill_and_recover(stack: RunningStack, tmp_path: Path, correction: bool) -> dict[str, object]:
@@ -95,12 +74,14 @@ async def kill_and_recover(stack: RunningStack, tmp_path: Path, correction: bool
     try:
         await asyncio.to_thread(worker_a.start)
         await produce(stack.bootstrap, topic, FIRST_ROUND)
-        await wait_until_committed(stack.bootstrap, group, topic, FIRST_ROUND * len(KEYS))
+        await wait_until_committed(stack.bootstrap, group, topic, PARTITIONS, FIRST_ROUND * len(KEYS))
         worker_a.kill()
 
         await asyncio.to_thread(worker_b.start)
         await produce(stack.bootstrap, topic, SECOND_ROUND)
-        await wait_until_committed(stack.bootstrap, group, topic, (FIRST_ROUND + SECOND_ROUND) * len(KEYS))
+        await wait_until_committed(
+            stack.bootstrap, group, topic, PARTITIONS, (FIRST_ROUND + SECOND_ROUND) * len(KEYS)
+        )
         return await asyncio.to_thread(worker_b.counts)
     finally:
         worker_a.kill()

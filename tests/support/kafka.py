@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,36 @@ async def produce_records(
     bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]
 ) -> None:
     """Write (key, value, headers) records in order (acks=all) and wait until the broker has them all."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
     try:
-        for key, value, headers in records:
-            await (await producer.send(topic, value, key=key, headers=headers))
+        acks = [
+            await producer.send(topic, value, key=key, headers=headers) for key, value, headers in records
+        ]
+        await asyncio.gather(*acks)
     finally:
         await producer.stop()
+
+
+async def wait_until_committed(
+    bootstrap: str, group: str, topic: str, partitions: int, total: int, wait_seconds: float = 60.0
+) -> None:
+    """Wait until ``group`` committed every one of the ``total`` records of ``topic``."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    per_partition: dict[int, int] = {}
+    try:
+        deadline = time.monotonic() + wait_seconds
+        while time.monotonic() < deadline:
+            offsets = await admin.list_consumer_group_offsets(group, partitions=tps)
+            per_partition = {tp.partition: max(meta.offset, 0) for tp, meta in offsets.items()}
+            if sum(per_partition.values()) >= total:
+                return
+            await asyncio.sleep(0.3)
+    finally:
+        await admin.close()
+    committed = sum(per_partition.values())
+    raise TimeoutError(
+        f"group {group} committed {committed} of {total} records of {topic}: {sorted(per_partition.items())}"
+    )
