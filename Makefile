@@ -39,6 +39,7 @@ lint: install  ## ruff + mypy (strict on app/, agents/, models/) + generated-cod
 	$(VENV)/bin/ruff check app agents models tests bench
 	$(VENV)/bin/mypy app agents models
 	$(PY) -m app.catalog.codegen --check
+	$(PY) -m models.legacy.regen --check
 
 catalog: install  ## regenerate models/canonical from catalog/, lint the catalog, write docs/catalog
 	$(PY) -m app.catalog.codegen
