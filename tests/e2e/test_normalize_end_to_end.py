@@ -64,6 +64,22 @@ def staging_record(p: Publication, message_id: str) -> tuple[bytes, bytes, list[
     return p.tenant_id.encode(), p.body, headers + [(k, v.encode()) for k, v in p.attributes.items()]
 
 
+def ingest_and_normalize_env(
+    stack: RunningStack, tmp_path: Path, key_file: Path, tenant_prefix: str, **extra: str
+) -> dict[str, str]:
+    """A worker running ingest + normalize over the tenants whose names start with ``tenant_prefix``."""
+    return worker_env(
+        stack,
+        tmp_path,
+        CARRYOVER_ROLES="ingest,normalize",
+        CARRYOVER_KEY_FILE=str(key_file),
+        CARRYOVER_SQS_QUEUE_PREFIX=f"carryover-legacy-{tenant_prefix}",
+        CARRYOVER_PUBSUB_SUBSCRIPTION_PREFIX=f"carryover-legacy-{tenant_prefix}",
+        CARRYOVER_TENANT_SOURCE="attribute",
+        **extra,
+    )
+
+
 def _decode(record: Record) -> Any:
     envelope_type = default_catalog().envelope_class(record.topic.split(".", 1)[1])
     deserializer = ProtobufDeserializer(envelope_type, {"use.deprecated.format": False})
@@ -87,16 +103,7 @@ def test_simulated_traffic_matches_ground_truth_across_tenants_and_clouds(
     expected_dead = collections.Counter(p.dead_letter_reason for p in publications if p.dead_letter_reason)
     assert {p.cloud for p in publications} == {"aws", "gcp"} and expected_dead
 
-    env = worker_env(
-        stack,
-        tmp_path,
-        CARRYOVER_ROLES="ingest,normalize",
-        CARRYOVER_KEY_FILE=str(key_file),
-        CARRYOVER_SQS_QUEUE_PREFIX=f"carryover-legacy-e2e{tag}-",
-        CARRYOVER_PUBSUB_SUBSCRIPTION_PREFIX=f"carryover-legacy-e2e{tag}-",
-        CARRYOVER_PUBSUB_PROJECT=project,
-        CARRYOVER_TENANT_SOURCE="attribute",
-    )
+    env = ingest_and_normalize_env(stack, tmp_path, key_file, f"e2e{tag}-", CARRYOVER_PUBSUB_PROJECT=project)
     prefix = env["CARRYOVER_TOPIC_PREFIX"]
     worker = Worker(env=env, log_path=tmp_path / "worker.log").start()
     try:
@@ -193,15 +200,8 @@ def test_dead_letter_replayed_after_its_key_arrives(stack: RunningStack, tmp_pat
     body = encode_encrypted(tenant, key_id, ciphertext)
     asyncio.run(_publish_one(tenant, body))
 
-    env = worker_env(
-        stack,
-        tmp_path,
-        CARRYOVER_ROLES="ingest,normalize",
-        CARRYOVER_KEY_FILE=str(key_file),
-        CARRYOVER_SQS_QUEUE_PREFIX=f"carryover-legacy-rp{tag}-",
-        CARRYOVER_PUBSUB_SUBSCRIPTION_PREFIX=f"carryover-legacy-rp{tag}-",
-        CARRYOVER_TENANT_SOURCE="attribute",
-        CARRYOVER_KEY_CACHE_TTL_SECONDS="8",
+    env = ingest_and_normalize_env(
+        stack, tmp_path, key_file, f"rp{tag}-", CARRYOVER_KEY_CACHE_TTL_SECONDS="8"
     )
     prefix = env["CARRYOVER_TOPIC_PREFIX"]
     worker = Worker(env=env, log_path=tmp_path / "worker.log").start()
