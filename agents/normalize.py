@@ -62,11 +62,12 @@ if settings.has_role("normalize"):
                     normalizer.stats.duplicates += 1
                     continue
             origin = f"{message.topic}/{message.partition}/{message.offset}"
-            outgoing = normalizer.process(message.key, message.value, headers, origin)
-            for out in outgoing:
+            dead_lettered = False
+            for out in normalizer.process(message.key, message.value, headers, origin):
+                dead_lettered = dead_lettered or out.dead_letter
                 target = topics.dead_letters if out.dead_letter else topics.canonical[out.topic]
                 await send(target.get_topic_name(), out.key, out.value, None, None, out.headers)
-            if seen is not None and source_id and not any(out.dead_letter for out in outgoing):
+            if seen is not None and source_id and not dead_lettered:
                 seen[source_id] = marker  # a dead letter may be replayed after a fix: not remembered
 
     @app.every(max(1.0, min(10.0, settings.key_cache_ttl / 4)))

@@ -23,11 +23,7 @@ class Outgoing:
     key: bytes | None
     value: bytes
     headers: list[tuple[str, bytes]]
-
-    @property
-    def dead_letter(self) -> bool:
-        """True for a dead-letter record."""
-        return any(name == "dlq_reason" for name, _ in self.headers)
+    dead_letter: bool = False  # a dead-letter record (original bytes + ``dlq_*`` reason headers)
 
 
 @dataclass
@@ -120,4 +116,5 @@ class Normalizer:
             key,
             value,
             dead_letter_headers(headers, reason=reason, stage=STAGE, error=error, origin=origin),
+            dead_letter=True,
         )

@@ -80,6 +80,18 @@ def ingest_and_normalize_env(
     )
 
 
+def carryover_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``carryover ARGS`` as an operator would, with ``env``; its exit code and output."""
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def _decode(record: Record) -> Any:
     envelope_type = default_catalog().envelope_class(record.topic.split(".", 1)[1])
     deserializer = ProtobufDeserializer(envelope_type, {"use.deprecated.format": False})
@@ -211,24 +223,10 @@ def test_dead_letter_replayed_after_its_key_arrives(stack: RunningStack, tmp_pat
         write_key_file(key_file, full)  # the key arrives; the worker reloads within half the TTL
         time.sleep(6)
         cli_env = {**os.environ, **env}
-        replay = subprocess.run(
-            [sys.executable, "-m", "app.cli", "dlq", "replay"],
-            env=cli_env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        replay = carryover_cli(cli_env, "dlq", "replay")
         assert replay.returncode == 0 and "replayed 1 dead letters" in replay.stdout, replay.stderr
         users = asyncio.run(read_topic(stack.bootstrap, f"{prefix}identity.users.v1", 1, wait=60))
-        again = subprocess.run(
-            [sys.executable, "-m", "app.cli", "dlq", "replay"],
-            env=cli_env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        again = carryover_cli(cli_env, "dlq", "replay")
     finally:
         worker.stop()
     assert len(users) == 1, worker.log_tail()
@@ -296,14 +294,7 @@ def test_replay_from_staging_rebuilds_the_same_canonical_records(stack: RunningS
                 expected[out.topic].append((out.key, out.value))
     assert len(expected) >= 3 and normalizer.stats.dead_lettered > 0
 
-    replay = subprocess.run(
-        [sys.executable, "-m", "app.cli", "replay", "--from-staging", "--target-prefix", target],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    replay = carryover_cli(env, "replay", "--from-staging", "--target-prefix", target)
     assert replay.returncode == 0, replay.stderr
     assert f"replayed {len(records)} staging records" in replay.stdout, replay.stdout
     for topic, want in expected.items():
