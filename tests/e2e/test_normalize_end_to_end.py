@@ -11,8 +11,6 @@ import asyncio
 import base64
 import collections
 import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -32,6 +30,7 @@ from app.simulate.publish import LegacyMessage, Publisher
 from app.simulate.traffic import Publication, TrafficConfig, TrafficGenerator
 from app.sources.landing import provenance_headers
 from models.legacy.codec import encode_encrypted, encode_json
+from tests.support.cli import carryover
 from tests.support.ground_truth import Fields, event_fields
 from tests.support.kafka import Record, produce_records, read_topic, wait_until_committed
 from tests.support.stack import RunningStack
@@ -77,18 +76,6 @@ def ingest_and_normalize_env(
         CARRYOVER_PUBSUB_SUBSCRIPTION_PREFIX=f"carryover-legacy-{tenant_prefix}",
         CARRYOVER_TENANT_SOURCE="attribute",
         **extra,
-    )
-
-
-def carryover_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``carryover ARGS`` as an operator would, with ``env``; its exit code and output."""
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
     )
 
 
@@ -223,10 +210,10 @@ def test_dead_letter_replayed_after_its_key_arrives(stack: RunningStack, tmp_pat
         write_key_file(key_file, full)  # the key arrives; the worker reloads within half the TTL
         time.sleep(6)
         cli_env = {**os.environ, **env}
-        replay = carryover_cli(cli_env, "dlq", "replay")
+        replay = carryover(["dlq", "replay"], cli_env)
         assert replay.returncode == 0 and "replayed 1 dead letters" in replay.stdout, replay.stderr
         users = asyncio.run(read_topic(stack.bootstrap, f"{prefix}identity.users.v1", 1, wait=60))
-        again = carryover_cli(cli_env, "dlq", "replay")
+        again = carryover(["dlq", "replay"], cli_env)
     finally:
         worker.stop()
     assert len(users) == 1, worker.log_tail()
@@ -294,7 +281,7 @@ def test_replay_from_staging_rebuilds_the_same_canonical_records(stack: RunningS
                 expected[out.topic].append((out.key, out.value))
     assert len(expected) >= 3 and normalizer.stats.dead_lettered > 0
 
-    replay = carryover_cli(env, "replay", "--from-staging", "--target-prefix", target)
+    replay = carryover(["replay", "--from-staging", "--target-prefix", target], env)
     assert replay.returncode == 0, replay.stderr
     assert f"replayed {len(records)} staging records" in replay.stdout, replay.stdout
     for topic, want in expected.items():

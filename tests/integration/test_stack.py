@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from app.devstack import port_open
+from tests.support.cli import carryover
 from tests.support.stack import free_port
-
-
-def carryover(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "app.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_up_is_idempotent_status_reports_and_down_stops_everything(tmp_path: Path) -> None:
