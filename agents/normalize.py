@@ -20,9 +20,10 @@ from datetime import timedelta
 from faust import StreamT
 
 from app import app, settings, topics
+from app.agent_guard import send_until_accepted
 from app.crypto.keyring import Keyring
 from app.mapping.pipeline import publication_id
-from app.normalizer import Normalizer, is_redelivery
+from app.normalizer import REASON_AGENT_ERROR, REASON_SEND_FAILED, Normalizer, is_redelivery
 from app.runtime import build_normalizer
 
 log = logging.getLogger(__name__)
@@ -46,27 +47,67 @@ if settings.has_role("normalize"):
 
     @app.agent(topics.staging, concurrency=1)
     async def normalize(stream: StreamT[bytes]) -> None:
-        """Turn each staging record into canonical records (or one dead letter) and send them."""
+        """Turn each staging record into canonical records (or one dead letter) and send them.
+
+        Every event is handled inside the guard of :mod:`app.agent_guard`: it ends as its records or its
+        one dead letter, and the agent never raises past it.
+        """
         if not normalizer_holder:
             normalizer_holder.append(await build_normalizer(settings))
         normalizer = normalizer_holder[0]
-        send = app.producer.send  # Faust flushes its producer before it commits the staging offsets
+        producer_send = app.producer.send  # Faust flushes its producer before it commits staging offsets
+
+        async def send(topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+            await producer_send(topic, key, value, None, None, headers)
+
+        dead_letter_topic = topics.dead_letters.get_topic_name()
         async for event in stream.events():
             message = event.message
             headers = [(k, bytes(v)) for k, v in (message.headers or [])]
-            source_id = publication_id(dict(headers))
-            marker = message.offset + 1  # where this record sits in its staging partition (0 = never seen)
-            if seen is not None and source_id:
-                previous = seen[source_id].current() or seen[source_id].delta(window)
-                if is_redelivery(previous, marker):
-                    normalizer.stats.duplicates += 1
-                    continue
             origin = f"{message.topic}/{message.partition}/{message.offset}"
+            marker = message.offset + 1  # where this record sits in its staging partition (0 = never seen)
+            source_id = ""
+            try:
+                source_id = publication_id(dict(headers))
+                if seen is not None and source_id:
+                    previous = seen[source_id].current() or seen[source_id].delta(window)
+                    if is_redelivery(previous, marker):
+                        normalizer.stats.duplicates += 1
+                        continue
+                outgoing = normalizer.process(message.key, message.value, headers, origin)
+            except Exception as exc:  # noqa: BLE001 - the guard: this event becomes its dead letter
+                log.exception("normalize failed on %s; it is dead-lettered (agent_error)", origin)
+                outgoing = [
+                    normalizer.dead_letter(
+                        message.key,
+                        message.value,
+                        headers,
+                        REASON_AGENT_ERROR,
+                        f"{type(exc).__name__} in the normalize agent; see the worker log at {origin}",
+                        origin,
+                    )
+                ]
             dead_lettered = False
-            for out in normalizer.process(message.key, message.value, headers, origin):
+            for out in outgoing:
                 dead_lettered = dead_lettered or out.dead_letter
-                target = topics.dead_letters if out.dead_letter else topics.canonical[out.topic]
-                await send(target.get_topic_name(), out.key, out.value, None, None, out.headers)
+                topic = dead_letter_topic if out.dead_letter else topics.canonical[out.topic].get_topic_name()
+                try:
+                    await send(topic, out.key, out.value, out.headers)
+                except Exception as exc:  # noqa: BLE001 - refused as such: the event becomes its dead letter
+                    log.error("the producer refused a record from %s (%r); dead-lettering it", origin, exc)
+                    letter = normalizer.dead_letter(
+                        message.key,
+                        message.value,
+                        headers,
+                        REASON_SEND_FAILED,
+                        f"the producer refused a {out.topic} record: {type(exc).__name__}",
+                        origin,
+                    )
+                    await send_until_accepted(
+                        send, dead_letter_topic, letter.key, letter.value, letter.headers, what=origin
+                    )
+                    dead_lettered = True
+                    break
             if seen is not None and source_id and not dead_lettered:
                 seen[source_id] = marker  # a dead letter may be replayed after a fix: not remembered
 

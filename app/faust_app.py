@@ -8,10 +8,11 @@ from typing import Any, TypeVar, cast
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import TransportT
+from faust.types import RecordMetadata, TransportT
 
 from app import local_broker
 from app.catalog.model import default_catalog
+from app.delivery import Redelivery
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -20,11 +21,49 @@ TimerFn = TypeVar("TimerFn", bound=Callable[[], Awaitable[None]])
 
 
 class CarryoverProducer(faust_aiokafka.Producer):
-    """Faust's aiokafka producer with acks=all and idempotence (off on the local broker only)."""
+    """Faust's aiokafka producer with acks=all and idempotence (off on the local broker only), whose
+    failed deliveries are sent again before any flush returns (:mod:`app.delivery`): Faust flushes before
+    it commits offsets, so no agent's offset moves past a record that did not reach Kafka."""
+
+    _redelivery: Redelivery | None = None
+
+    @property
+    def redelivery(self) -> Redelivery:
+        """The redelivery of this producer's failed sends."""
+        if self._redelivery is None:
+            self._redelivery = Redelivery()
+        return self._redelivery
 
     def _settings_extra(self) -> Mapping[str, Any]:
         settings: Settings = self.app.carryover  # type: ignore[attr-defined]
         return {**super()._settings_extra(), **local_broker.producer_options(settings.local_broker)}
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+        *,
+        transactional_id: str | None = None,
+    ) -> Awaitable[RecordMetadata]:
+        """Send as Faust does; a delivery that fails later is sent again (:class:`Redelivery`)."""
+        future = await super().send(
+            topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
+        )
+
+        def resend() -> Awaitable[Awaitable[RecordMetadata]]:
+            return super(CarryoverProducer, self).send(topic, key, value, partition, timestamp, headers)
+
+        self.redelivery.watch(future, resend, f"a record for {topic}")
+        return future
+
+    async def flush(self) -> None:
+        """Flush, then wait until every failed delivery was sent again and acknowledged."""
+        await super().flush()
+        await self.redelivery.drain(super().flush)
 
 
 class CarryoverTransport(faust_aiokafka.Transport):
@@ -63,6 +102,7 @@ class CarryoverApp(faust.App):
             "topic_partitions": default_catalog().topics["legacy.staging.v1"].partitions,
             "topic_replication_factor": settings.topic_replicas,
             "producer_acks": -1,
+            "producer_max_request_size": settings.kafka_max_record_bytes,
             "consumer_auto_offset_reset": "earliest",
             "autodiscover": ["agents"],
             "origin": "app",

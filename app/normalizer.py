@@ -8,11 +8,24 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from app.catalog.wire import EnvelopeCodec
-from app.cloudevents import canonical_headers, dead_letter_headers
+from app.cloudevents import (
+    DEAD_LETTER_OVERHEAD,
+    canonical_headers,
+    dead_letter_headers,
+    fit_dead_letter,
+    record_bytes,
+)
 from app.crypto.keyring import KeyLookup
 from app.mapping.pipeline import Rejected, normalize
 
 STAGE = "normalize"
+DEFAULT_MAX_RECORD_BYTES = 1_047_552
+"""Largest record (value plus headers) sent, 1 MiB less Kafka's framing (``Settings.max_canonical_bytes``)."""
+REASON_TOO_LARGE = "too_large"
+REASON_SEND_FAILED = "send_failed"
+"""Reason of a dead letter for a staging record one of whose canonical records the producer refused."""
+REASON_AGENT_ERROR = "agent_error"
+"""Reason of a dead letter written by an agent's guard for an exception that escaped the pure core."""
 
 
 @dataclass(frozen=True)
@@ -56,13 +69,23 @@ def header_map(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None
 class Normalizer:
     """Decrypt, decode, map and frame one staging record.
 
-    ``codec`` frames envelopes in Confluent's wire format; ``keys`` gives the tenant keys.
+    ``codec`` frames envelopes in Confluent's wire format; ``keys`` gives the tenant keys. A canonical
+    record over ``max_record_bytes`` turns its staging record into a ``too_large`` dead letter, and every
+    dead letter fits in ``max_record_bytes`` (:func:`app.cloudevents.fit_dead_letter`).
     """
 
-    def __init__(self, codec: EnvelopeCodec, keys: KeyLookup, dead_letter_topic: str) -> None:
+    def __init__(
+        self,
+        codec: EnvelopeCodec,
+        keys: KeyLookup,
+        dead_letter_topic: str,
+        *,
+        max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+    ) -> None:
         self.codec = codec
         self.keys = keys
         self.dead_letter_topic = dead_letter_topic
+        self.max_record_bytes = max_record_bytes
         self.stats = NormalizeStats()
 
     def process(
@@ -73,7 +96,7 @@ class Normalizer:
         by_name = header_map(headers)
         outcome = normalize(value, by_name, self.keys)
         if isinstance(outcome, Rejected):
-            return [self._dead_letter(key, value, headers, outcome.reason, outcome.error, origin)]
+            return [self.dead_letter(key, value, headers, outcome.reason, outcome.error, origin)]
         source = by_name.get("source", b"unknown").decode(errors="replace")
         upstream_trace = by_name.get("traceparent")
         out: list[Outgoing] = []
@@ -81,27 +104,28 @@ class Normalizer:
             try:
                 framed = self.codec.encode(record.topic, record.envelope)
             except Exception as exc:  # noqa: BLE001 - any framing failure is a dead letter, never a crash
-                return [self._dead_letter(key, value, headers, "serialize_failed", str(exc), origin)]
-            out.append(
-                Outgoing(
-                    record.topic,
-                    record.key,
-                    framed,
-                    canonical_headers(
-                        ce_id=record.ce_id,
-                        ce_type=record.ce_type,
-                        ce_time_ms=record.ce_time_ms,
-                        tenant_id=record.tenant_id,
-                        source=source,
-                        encryption_key_id=record.encryption_key_id,
-                        upstream_traceparent=upstream_trace,
-                    ),
-                )
+                return [self.dead_letter(key, value, headers, "serialize_failed", str(exc), origin)]
+            record_headers = canonical_headers(
+                ce_id=record.ce_id,
+                ce_type=record.ce_type,
+                ce_time_ms=record.ce_time_ms,
+                tenant_id=record.tenant_id,
+                source=source,
+                encryption_key_id=record.encryption_key_id,
+                upstream_traceparent=upstream_trace,
             )
+            size = record_bytes(framed, record_headers) + len(record.key)
+            if size > self.max_record_bytes:
+                error = (
+                    f"{record.ce_type} would be a {size} byte record, over the {self.max_record_bytes} byte "
+                    "Kafka record limit (CARRYOVER_KAFKA_MAX_RECORD_BYTES); nothing was cut"
+                )
+                return [self.dead_letter(key, value, headers, REASON_TOO_LARGE, error, origin)]
+            out.append(Outgoing(record.topic, record.key, framed, record_headers))
         self.stats.canonical += len(out)
         return out
 
-    def _dead_letter(
+    def dead_letter(
         self,
         key: bytes | None,
         value: bytes,
@@ -110,11 +134,10 @@ class Normalizer:
         error: str,
         origin: str,
     ) -> Outgoing:
+        """The one dead letter of a staging record: its original bytes and headers plus the reason headers,
+        within the record limit (an original too large keeps its first bytes, its size and its SHA-256)."""
         self.stats.dead_lettered += 1
-        return Outgoing(
-            self.dead_letter_topic,
-            key,
-            value,
-            dead_letter_headers(headers, reason=reason, stage=STAGE, error=error, origin=origin),
-            dead_letter=True,
-        )
+        letter_headers = dead_letter_headers(headers, reason=reason, stage=STAGE, error=error, origin=origin)
+        room = self.max_record_bytes - len(key or b"") - DEAD_LETTER_OVERHEAD
+        letter_value, letter_headers = fit_dead_letter(value, letter_headers, room)
+        return Outgoing(self.dead_letter_topic, key, letter_value, letter_headers, dead_letter=True)

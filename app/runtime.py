@@ -40,4 +40,4 @@ async def build_codec(settings: Settings) -> EnvelopeCodec:
 async def build_normalizer(settings: Settings) -> Normalizer:
     """A ready :class:`Normalizer` for this process."""
     keyring, codec = await asyncio.gather(build_keyring(settings), build_codec(settings))
-    return Normalizer(codec, keyring, "carryover.dlq.v1")
+    return Normalizer(codec, keyring, "carryover.dlq.v1", max_record_bytes=settings.max_canonical_bytes)

@@ -16,6 +16,10 @@ from typing import Any, Generic, TypeVar
 T = TypeVar("T")
 
 ROLES: tuple[str, ...] = ("ingest", "normalize", "state", "webhooks")
+RECORD_FRAMING_BYTES = 1024
+"""Kafka's own framing of one record inside a request (batch header, varints): a safe upper bound."""
+RECORD_HEADROOM_BYTES = 8192 + RECORD_FRAMING_BYTES
+"""What a staging record may grow by as a dead letter (app.cloudevents.DEAD_LETTER_OVERHEAD) plus framing."""
 
 
 class SettingsError(ValueError):
@@ -98,6 +102,13 @@ class Settings:
         "Replication factor for topics carryover creates (3 on real Kafka).",
         int,
     )
+    kafka_max_record_bytes: int = setting(
+        "CARRYOVER_KAFKA_MAX_RECORD_BYTES",
+        1_048_576,
+        "Largest record carryover's producers send (their max_request_size); keep at or under the "
+        "broker's message.max.bytes. Canonical records over it are dead-lettered with reason too_large.",
+        int,
+    )
     schema_registry_url: str = setting(
         "CARRYOVER_SCHEMA_REGISTRY_URL",
         "mock://carryover",
@@ -177,7 +188,9 @@ class Settings:
     max_message_bytes: int = setting(
         "CARRYOVER_MAX_MESSAGE_BYTES",
         900_000,
-        "Largest payload landed in staging; larger ones are dead-lettered.",
+        "Largest staging record (payload plus attribute headers) landed; larger ones are dead-lettered "
+        "with reason too_large, their first bytes and the whole original's SHA-256. Must leave room for the "
+        "dead-letter headers under CARRYOVER_KAFKA_MAX_RECORD_BYTES.",
         int,
     )
     sqs_visibility_timeout: int = setting(
@@ -225,6 +238,21 @@ class Settings:
         "CARRYOVER_STACK_MOTO_PORT", 15000, "moto server port (SQS/SNS/KMS/S3).", int
     )
     stack_pubsub_port: int = setting("CARRYOVER_STACK_PUBSUB_PORT", 18085, "Pub/Sub emulator port.", int)
+
+    def __post_init__(self) -> None:
+        headroom = self.kafka_max_record_bytes - self.max_message_bytes
+        if headroom < RECORD_HEADROOM_BYTES:
+            raise SettingsError(
+                f"CARRYOVER_MAX_MESSAGE_BYTES={self.max_message_bytes} leaves {headroom} bytes under "
+                f"CARRYOVER_KAFKA_MAX_RECORD_BYTES={self.kafka_max_record_bytes}; a dead letter needs "
+                f"{RECORD_HEADROOM_BYTES}: lower CARRYOVER_MAX_MESSAGE_BYTES to at most "
+                f"{self.kafka_max_record_bytes - RECORD_HEADROOM_BYTES}"
+            )
+
+    @property
+    def max_canonical_bytes(self) -> int:
+        """Largest canonical record (value plus headers) normalize sends; larger ones are dead-lettered."""
+        return self.kafka_max_record_bytes - RECORD_FRAMING_BYTES
 
     def has_role(self, role: str) -> bool:
         """True when this worker runs ``role``."""

@@ -19,7 +19,6 @@ _DECIMAL = re.compile(r"^[1-9][0-9]{0,18}$")
 _BLOCK = frozenset(
     {"p", "div", "li", "ul", "ol", "table", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "card"}
 )
-MAX_MARKUP_CHARS = 200_000
 
 
 @dataclass(frozen=True)
@@ -103,13 +102,17 @@ def _unique(items: list[str]) -> tuple[str, ...]:
 
 
 def normalize_markup(markup: str) -> NormalizedText:
-    """MessageML (or plain text) as plain text plus mentions, hashtags and links."""
+    """MessageML (or plain text) as plain text plus mentions, hashtags and links.
+
+    The whole markup, however long: a compliance record is never cut. Size is bounded where records are
+    written (a canonical record over the Kafka record limit is dead-lettered as ``too_large``).
+    """
     parser = _MessageML()
     try:
-        parser.feed(markup[:MAX_MARKUP_CHARS])
+        parser.feed(markup)
         parser.close()
     except Exception:  # noqa: BLE001 - HTMLParser is tolerant; if it ever gives up, keep the raw text
-        return NormalizedText(markup[:MAX_MARKUP_CHARS].strip())
+        return NormalizedText(markup.strip())
     text = re.sub(r"[ \t]*\n[ \t]*(\n[ \t]*)+", "\n\n", "".join(parser.parts)).strip()
     linked = {url for url, _ in parser.links}
     bare = [(m.group(0), m.group(0)) for m in _BARE_URL.finditer(text) if m.group(0) not in linked]

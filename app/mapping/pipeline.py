@@ -125,10 +125,31 @@ def _received_at(headers: Mapping[str, bytes]) -> int | None:
 
 
 def publication_id(headers: Mapping[str, bytes]) -> str:
-    """The id of the legacy publication a staging record carries: the SNS message id when SNS fanned it
-    into SQS (SNS may deliver one publication twice, as two SQS messages), else the source message id.
-    ce_id and the normalize agent's dedupe are built on it, so every copy of a publication is one event."""
-    return _header(headers, "sns_message_id") or _header(headers, "source_message_id")
+    """The id of the legacy publication a staging record carries, scoped so that ids from different tenants
+    and sources never meet: ``tenant|kind|source|message id``.
+
+    When SNS fanned the publication into SQS it is the SNS message id within its topic (SNS may deliver one
+    publication twice, as two SQS messages); else the source message id within its queue or subscription
+    (Pub/Sub numbers messages per topic; a raw SQS body can claim any id). Empty when the record has no
+    message id. ce_id and the normalize agent's dedupe are built on it, so every copy of a publication is
+    one event and no publication is ever taken for another's copy. Never raises (headers that are not
+    text give no id; :func:`normalize` dead-letters such a record).
+    """
+    try:
+        return _publication_id(headers)
+    except _Reject:
+        return ""
+
+
+def _publication_id(headers: Mapping[str, bytes]) -> str:
+    tenant = _header(headers, "tenant")
+    sns_id = _header(headers, "sns_message_id")
+    if sns_id:
+        return f"{tenant}|sns|{_header(headers, 'sns_topic_arn')}|{sns_id}"
+    message_id = _header(headers, "source_message_id")
+    if not message_id:
+        return ""
+    return f"{tenant}|{_header(headers, 'source')}|{_header(headers, 'source_id')}|{message_id}"
 
 
 def _normalize(payload: bytes, headers: Mapping[str, bytes], keys: KeyLookup) -> list[CanonicalRecord]:

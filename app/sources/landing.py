@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from app.cloudevents import dead_letter_headers
+from app.cloudevents import dead_letter_headers, fit_dead_letter, record_bytes
 
 Headers = list[tuple[str, bytes]]
 TenantSource = Literal["name", "topic_arn", "attribute"]
@@ -35,7 +35,14 @@ PROVENANCE_HEADERS = frozenset(
 DLQ_STAGE = "ingest"
 REASON_TOO_LARGE = "too_large"
 REASON_BAD_ENVELOPE = "sns_envelope_unparseable"
+REASON_INVALID_TEXT = "invalid_text"
+REASON_UNLANDABLE = "unlandable"
 DLQ_SUFFIX = "-dlq"
+LEGACY_PREFIX = "legacy."
+SQS_ATTRIBUTE_PREFIX = "sqs."
+RESERVED_PREFIXES = ("dlq_", LEGACY_PREFIX, SQS_ATTRIBUTE_PREFIX)
+MAX_JSON_DEPTH = 200
+"""Deepest JSON nesting parsed anywhere on the landing and normalize paths; deeper input is dead-lettered."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +100,10 @@ class EnvelopeError(ValueError):
     """The SQS body is an SNS notification envelope carryover cannot read."""
 
 
+class InvalidText(ValueError):
+    """A name or value that must be text is not valid Unicode (a lone surrogate, for example)."""
+
+
 def is_ingested_queue(name: str, prefix: str) -> bool:
     """True for a queue carryover polls: its name starts with the prefix and it is not a ``-dlq`` queue."""
     return name.startswith(prefix) and not name.endswith(DLQ_SUFFIX) and len(name) > len(prefix)
@@ -108,33 +119,83 @@ def subscription_name_from_path(path: str) -> str:
     return path.rsplit("/", 1)[-1]
 
 
+def _text(value: str, what: str) -> bytes:
+    """``value`` as UTF-8; :class:`InvalidText` when it holds a lone surrogate (a ``\\udXXX`` JSON escape)."""
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidText(f"{what} is not valid Unicode text (lone surrogate)") from None
+
+
+def lossless_bytes(value: str) -> bytes:
+    """``value`` as bytes even when it is not valid text: lone surrogates kept (``surrogatepass``)."""
+    return value.encode("utf-8", "surrogatepass")
+
+
+def printable(value: str) -> str:
+    """``value`` with invalid text escaped (``\\ud800``), for a header name or an error message."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def unwrap_sns(body: str) -> SnsNotification | None:
     """The SNS notification in an SQS body, or None when the body is a raw delivery (not an envelope).
 
     An envelope is a JSON object with ``Type`` and ``TopicArn``. Raises :class:`EnvelopeError` when the
-    body is recognisably an SNS envelope but cannot be read.
+    body is recognisably an SNS envelope but cannot be read: not JSON (or nested deeper than
+    :data:`MAX_JSON_DEPTH` levels), not a ``Notification``, fields that are not valid text.
     """
     if not body.lstrip().startswith("{"):
         return None
+    looks_like_envelope = '"TopicArn"' in body and '"Type"' in body
+    if _nesting_depth(body) > MAX_JSON_DEPTH:
+        if looks_like_envelope:
+            raise EnvelopeError(f"SNS envelope is nested deeper than {MAX_JSON_DEPTH} levels")
+        return None
     try:
         envelope = json.loads(body)
-    except ValueError as exc:
-        if '"TopicArn"' in body and '"Type"' in body:
-            raise EnvelopeError(f"SNS envelope is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        if looks_like_envelope:
+            raise EnvelopeError(f"SNS envelope is not valid JSON: {printable(str(exc))}") from None
         return None
     if not isinstance(envelope, dict) or "TopicArn" not in envelope or "Type" not in envelope:
         return None
     if envelope.get("Type") != "Notification":
-        raise EnvelopeError(f"SNS envelope Type is {envelope.get('Type')!r}, not 'Notification'")
+        kind = printable(repr(envelope.get("Type")))[:100]
+        raise EnvelopeError(f"SNS envelope Type is {kind}, not 'Notification'")
     message = envelope.get("Message")
     if not isinstance(message, str):
         raise EnvelopeError("SNS envelope has no string 'Message'")
+    fields = {name: str(envelope.get(name, "")) for name in ("MessageId", "TopicArn")}
+    try:
+        _text(message, "SNS envelope field 'Message'")
+        for name, value in fields.items():
+            _text(value, f"SNS envelope field {name!r}")
+    except InvalidText as exc:
+        raise EnvelopeError(str(exc)) from None
     return SnsNotification(
         message=message,
-        message_id=str(envelope.get("MessageId", "")),
-        topic_arn=str(envelope.get("TopicArn", "")),
+        message_id=fields["MessageId"],
+        topic_arn=fields["TopicArn"],
         attributes=sns_attributes(envelope.get("MessageAttributes") or {}),
     )
+
+
+def _nesting_depth(document: str) -> int:
+    """How deep ``[`` and ``{`` nest in a JSON text (brackets inside strings counted too: an upper bound).
+
+    Checked before parsing, so a hostile body cannot exhaust the parser's recursion.
+    """
+    depth = deepest = 0
+    for char in document:
+        if char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_JSON_DEPTH:
+                    return deepest
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def sns_attributes(attributes: Mapping[str, Any]) -> Headers:
@@ -143,34 +204,87 @@ def sns_attributes(attributes: Mapping[str, Any]) -> Headers:
         raise EnvelopeError("SNS MessageAttributes is not an object")
     headers: Headers = []
     for name, attribute in sorted(attributes.items()):
+        shown = printable(str(name))[:200]
         if not isinstance(attribute, Mapping):
-            raise EnvelopeError(f"SNS message attribute {name!r} is not an object")
-        value = attribute.get("Value", "")
-        if str(attribute.get("Type", "String")).startswith("Binary"):
-            try:
-                headers.append((name, base64.b64decode(str(value), validate=True)))
-            except binascii.Error:
-                raise EnvelopeError(f"SNS binary attribute {name!r} is not base64") from None
-        else:
-            headers.append((name, str(value).encode()))
+            raise EnvelopeError(f"SNS message attribute {shown!r} is not an object")
+        try:
+            _text(str(name), f"SNS message attribute name {shown!r}")
+            value = attribute.get("Value", "")
+            if str(attribute.get("Type", "String")).startswith("Binary"):
+                try:
+                    headers.append((name, base64.b64decode(str(value), validate=True)))
+                except binascii.Error:
+                    raise EnvelopeError(f"SNS binary attribute {shown!r} is not base64") from None
+            else:
+                headers.append((name, _text(str(value), f"SNS message attribute {shown!r}")))
+        except InvalidText as exc:
+            raise EnvelopeError(str(exc)) from None
     return headers
 
 
-def sqs_attributes(attributes: Mapping[str, Mapping[str, Any]]) -> Headers:
-    """SQS ``MessageAttributes`` ({name: {DataType, StringValue|BinaryValue}}) as headers."""
+def sqs_attributes(attributes: Mapping[str, Any]) -> Headers:
+    """SQS ``MessageAttributes`` ({name: {DataType, StringValue|BinaryValue}}) as headers.
+
+    Raises :class:`InvalidText` for a name or string value that is not valid text.
+    """
     headers: Headers = []
-    for name, attribute in sorted(attributes.items()):
+    if not isinstance(attributes, Mapping):
+        raise InvalidText("SQS MessageAttributes is not an object")
+    for name, attribute in sorted(attributes.items(), key=lambda item: str(item[0])):
+        shown = printable(str(name))[:200]
+        _text(str(name), f"SQS message attribute name {shown!r}")
+        attribute = attribute if isinstance(attribute, Mapping) else {"StringValue": str(attribute)}
         if str(attribute.get("DataType", "String")).startswith("Binary"):
             raw = attribute.get("BinaryValue", b"")
-            headers.append((name, raw if isinstance(raw, bytes) else base64.b64decode(str(raw))))
+            if isinstance(raw, bytes | bytearray):
+                headers.append((str(name), bytes(raw)))
+            else:
+                try:
+                    headers.append((str(name), base64.b64decode(str(raw), validate=True)))
+                except binascii.Error:
+                    raise InvalidText(f"SQS binary attribute {shown!r} is not base64") from None
         else:
-            headers.append((name, str(attribute.get("StringValue", "")).encode()))
+            value = str(attribute.get("StringValue", ""))
+            headers.append((str(name), _text(value, f"SQS message attribute {shown!r}")))
+    return headers
+
+
+def escaped_sqs_attributes(attributes: Any) -> Headers:
+    """SQS attributes for a dead letter, whatever they hold: names with invalid text escaped, values kept."""
+    if not isinstance(attributes, Mapping):
+        return []
+    headers: Headers = []
+    for name, attribute in sorted(attributes.items(), key=lambda item: str(item[0])):
+        attribute = attribute if isinstance(attribute, Mapping) else {"StringValue": str(attribute)}
+        raw = attribute.get("BinaryValue", attribute.get("StringValue", ""))
+        value = bytes(raw) if isinstance(raw, bytes | bytearray) else lossless_bytes(str(raw))
+        headers.append((printable(str(name)), value))
     return headers
 
 
 def pubsub_attributes(attributes: Mapping[str, str] | None) -> Headers:
-    """Pub/Sub message attributes (string to string) as headers."""
-    return [(name, str(value).encode()) for name, value in sorted((attributes or {}).items())]
+    """Pub/Sub message attributes (string to string) as headers.
+
+    Raises :class:`InvalidText` for a name or value that is not valid text.
+    """
+    if attributes is not None and not isinstance(attributes, Mapping):
+        raise InvalidText("Pub/Sub attributes are not an object")
+    headers: Headers = []
+    for name, value in sorted((attributes or {}).items(), key=lambda item: str(item[0])):
+        shown = printable(str(name))[:200]
+        _text(str(name), f"Pub/Sub attribute name {shown!r}")
+        headers.append((str(name), _text(str(value), f"Pub/Sub attribute {shown!r}")))
+    return headers
+
+
+def escaped_pubsub_attributes(attributes: Any) -> Headers:
+    """Pub/Sub attributes for a dead letter, whatever they hold: names escaped, values kept."""
+    if not isinstance(attributes, Mapping):
+        return []
+    return [
+        (printable(str(name)), lossless_bytes(str(value)))
+        for name, value in sorted(attributes.items(), key=lambda item: str(item[0]))
+    ]
 
 
 def strip_prefix(name: str, prefix: str) -> str | None:
@@ -208,14 +322,26 @@ def provenance_headers(
     ]
 
 
-def legacy_headers(attributes: Headers) -> Headers:
-    """Legacy attributes under their own names; names colliding with provenance headers get ``legacy.``."""
-    return [(f"legacy.{name}" if name in PROVENANCE_HEADERS else name, value) for name, value in attributes]
+def attribute_header(name: str) -> str:
+    """The staging header a source attribute is written under.
+
+    carryover's own headers (:data:`PROVENANCE_HEADERS`, and names starting with ``dlq_``, ``legacy.`` or
+    ``sqs.``) are reserved: an attribute named like one is written as ``legacy.<name>``. The mapping is
+    one to one (``legacy.x`` itself becomes ``legacy.legacy.x``), so no attribute is overwritten or lost.
+    """
+    if name in PROVENANCE_HEADERS or name.startswith(RESERVED_PREFIXES):
+        return LEGACY_PREFIX + name
+    return name
+
+
+def legacy_headers(attributes: Headers, *, prefix: str = "") -> Headers:
+    """Source attributes as staging headers (:func:`attribute_header`), optionally under ``prefix``."""
+    return [(prefix + name if prefix else attribute_header(name), value) for name, value in attributes]
 
 
 def record_key(tenant: str | None, source_message_id: str) -> bytes:
     """The staging key: tenant id when known, else the source message id."""
-    return (tenant or source_message_id).encode()
+    return (tenant or source_message_id).encode("utf-8", "backslashreplace")
 
 
 def dead_letter(
@@ -229,42 +355,109 @@ def dead_letter(
     error: str,
     max_bytes: int,
 ) -> DeadLetter:
-    """A dead letter for a message that cannot be landed.
-
-    The value is the original bytes; when they exceed ``max_bytes`` (Kafka would refuse them too) they are
-    cut to ``max_bytes`` and the headers say so (``dlq_truncated``, ``dlq_original_bytes``) — never silently.
+    """A dead letter for a message that cannot be landed: the original bytes, the provenance and attribute
+    headers, and the reason headers; within ``max_bytes`` plus the reason headers' bound
+    (:func:`app.cloudevents.fit_dead_letter`: an original too large for Kafka keeps its first bytes and
+    says so with its size and SHA-256 — never silently).
     """
-    extra: Headers = []
-    value = original
-    if len(original) > max_bytes:
-        value = original[:max_bytes]
-        extra = [("dlq_truncated", b"true"), ("dlq_original_bytes", str(len(original)).encode())]
+    source_id, source_message_id = printable(source_id), printable(source_message_id)
+    value, letter_headers = fit_dead_letter(
+        original,
+        dead_letter_headers(
+            headers, reason=reason, stage=DLQ_STAGE, error=error, origin=f"{source_id}#{source_message_id}"
+        ),
+        max_bytes,
+    )
     return DeadLetter(
         key=record_key(tenant, source_message_id),
         value=value,
-        headers=dead_letter_headers(
-            headers,
-            reason=reason,
-            stage=DLQ_STAGE,
-            error=error,
-            origin=f"{source_id}#{source_message_id}",
-        )
-        + extra,
+        headers=letter_headers,
         source_message_id=source_message_id,
         reason=reason,
     )
 
 
+def unwritable(record: StagingRecord, exc: BaseException, max_bytes: int = 900_000) -> DeadLetter:
+    """The dead letter of a staging record the Kafka producer refused as such (never expected: landing
+    bounds sizes and checks text; this is the last guard so that a record is never redelivered forever)."""
+    headers = dict(record.headers)
+    return dead_letter(
+        original=record.value,
+        headers=[(printable(name), value) for name, value in record.headers],
+        tenant=record.tenant,
+        source_id=headers.get("source_id", b"").decode("utf-8", "replace"),
+        source_message_id=record.source_message_id,
+        reason=REASON_UNLANDABLE,
+        error=f"Kafka refused the staging record ({type(exc).__name__}: {printable(str(exc))[:300]})",
+        max_bytes=max_bytes,
+    )
+
+
+def _staged_or_too_large(
+    payload: bytes, headers: Headers, *, tenant: str | None, source_id: str, message_id: str, max_bytes: int
+) -> Landing:
+    size = record_bytes(payload, headers)
+    if size > max_bytes:
+        return dead_letter(
+            original=payload,
+            headers=headers,
+            tenant=tenant,
+            source_id=source_id,
+            source_message_id=message_id,
+            reason=REASON_TOO_LARGE,
+            error=f"payload and attributes are {size} bytes, over the {max_bytes} byte limit "
+            "(CARRYOVER_MAX_MESSAGE_BYTES)",
+            max_bytes=max_bytes,
+        )
+    return StagingRecord(record_key(tenant, message_id), payload, headers, message_id, tenant)
+
+
 def land_sqs(
     message: Mapping[str, Any], *, queue_url: str, config: LandingConfig, received_at_ms: int
 ) -> Landing:
-    """Land one SQS message (as returned by ReceiveMessage) from ``queue_url``.
+    """Land one SQS message (as returned by ReceiveMessage) from ``queue_url``. Never raises.
 
     The body is unwrapped when it is an SNS notification envelope and taken as the payload otherwise
-    (raw delivery). Attributes come from the envelope's MessageAttributes, else the SQS MessageAttributes.
+    (raw delivery). Attributes come from the envelope's MessageAttributes; the SQS message's own
+    attributes are kept beside them as ``sqs.<name>``. A message that cannot be landed is a dead letter.
     """
+    try:
+        return _land_sqs(message, queue_url=queue_url, config=config, received_at_ms=received_at_ms)
+    except Exception as exc:  # noqa: BLE001 - whatever the message holds, it becomes one dead letter
+        reason = REASON_INVALID_TEXT if isinstance(exc, InvalidText) else REASON_UNLANDABLE
+        message_id = printable(str(message.get("MessageId", "")))
+        return dead_letter(
+            original=lossless_bytes(str(message.get("Body", ""))),
+            headers=provenance_headers(
+                source="sqs",
+                source_id=queue_url,
+                source_message_id=message_id,
+                received_at_ms=received_at_ms,
+                tenant=None,
+            )
+            + legacy_headers(escaped_sqs_attributes(message.get("MessageAttributes"))),
+            tenant=None,
+            source_id=queue_url,
+            source_message_id=message_id,
+            reason=reason,
+            error=_error_text(exc),
+            max_bytes=config.max_message_bytes,
+        )
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, InvalidText | EnvelopeError):
+        return printable(str(exc))
+    return f"could not be landed ({type(exc).__name__}); keep the dead letter and report it"
+
+
+def _land_sqs(
+    message: Mapping[str, Any], *, queue_url: str, config: LandingConfig, received_at_ms: int
+) -> Landing:
     message_id = str(message["MessageId"])
+    _text(message_id, "SQS MessageId")
     body = str(message.get("Body", ""))
+    _text(body, "SQS message body")
     sqs_attrs = sqs_attributes(message.get("MessageAttributes") or {})
     queue_name = queue_name_from_url(queue_url)
     try:
@@ -289,16 +482,18 @@ def land_sqs(
             max_bytes=config.max_message_bytes,
         )
     if notification is None:
-        payload, attributes, topic_arn, sns_extra = body.encode(), sqs_attrs, None, []
+        payload, attributes, topic_arn = body.encode(), sqs_attrs, None
+        extra: Headers = []
     else:
         payload, attributes, topic_arn = (
             notification.message.encode(),
             notification.attributes,
             notification.topic_arn,
         )
-        sns_extra = [
+        extra = [
             ("sns_message_id", notification.message_id.encode()),
             ("sns_topic_arn", topic_arn.encode()),
+            *legacy_headers(sqs_attrs, prefix=SQS_ATTRIBUTE_PREFIX),
         ]
     tenant = derive_tenant(config, source_name=queue_name, topic_arn=topic_arn, attributes=attributes)
     headers = (
@@ -309,21 +504,18 @@ def land_sqs(
             received_at_ms=received_at_ms,
             tenant=tenant,
         )
-        + sns_extra
+        + extra[:2]
         + legacy_headers(attributes)
+        + extra[2:]
     )
-    if len(payload) > config.max_message_bytes:
-        return dead_letter(
-            original=payload,
-            headers=headers,
-            tenant=tenant,
-            source_id=queue_url,
-            source_message_id=message_id,
-            reason=REASON_TOO_LARGE,
-            error=f"payload is {len(payload)} bytes, over the {config.max_message_bytes} byte limit",
-            max_bytes=config.max_message_bytes,
-        )
-    return StagingRecord(record_key(tenant, message_id), payload, headers, message_id, tenant)
+    return _staged_or_too_large(
+        payload,
+        headers,
+        tenant=tenant,
+        source_id=queue_url,
+        message_id=message_id,
+        max_bytes=config.max_message_bytes,
+    )
 
 
 def land_pubsub(
@@ -335,8 +527,33 @@ def land_pubsub(
     config: LandingConfig,
     received_at_ms: int,
 ) -> Landing:
-    """Land one pulled Pub/Sub message (data already base64-decoded) from ``subscription_path``."""
-    attrs = pubsub_attributes(attributes)
+    """Land one pulled Pub/Sub message (data already base64-decoded) from ``subscription_path``.
+
+    Never raises: a message that cannot be landed is a dead letter.
+    """
+    payload = bytes(data or b"")
+    try:
+        _text(message_id, "Pub/Sub message id")
+        attrs = pubsub_attributes(attributes)
+    except Exception as exc:  # noqa: BLE001 - whatever the message holds, it becomes one dead letter
+        shown_id = printable(str(message_id))
+        return dead_letter(
+            original=payload,
+            headers=provenance_headers(
+                source="pubsub",
+                source_id=subscription_path,
+                source_message_id=shown_id,
+                received_at_ms=received_at_ms,
+                tenant=None,
+            )
+            + legacy_headers(escaped_pubsub_attributes(attributes)),
+            tenant=None,
+            source_id=subscription_path,
+            source_message_id=shown_id,
+            reason=REASON_INVALID_TEXT if isinstance(exc, InvalidText) else REASON_UNLANDABLE,
+            error=_error_text(exc),
+            max_bytes=config.max_message_bytes,
+        )
     tenant = derive_tenant(
         config, source_name=subscription_name_from_path(subscription_path), topic_arn=None, attributes=attrs
     )
@@ -347,16 +564,11 @@ def land_pubsub(
         received_at_ms=received_at_ms,
         tenant=tenant,
     ) + legacy_headers(attrs)
-    payload = data or b""
-    if len(payload) > config.max_message_bytes:
-        return dead_letter(
-            original=payload,
-            headers=headers,
-            tenant=tenant,
-            source_id=subscription_path,
-            source_message_id=message_id,
-            reason=REASON_TOO_LARGE,
-            error=f"payload is {len(payload)} bytes, over the {config.max_message_bytes} byte limit",
-            max_bytes=config.max_message_bytes,
-        )
-    return StagingRecord(record_key(tenant, message_id), payload, headers, message_id, tenant)
+    return _staged_or_too_large(
+        payload,
+        headers,
+        tenant=tenant,
+        source_id=subscription_path,
+        message_id=message_id,
+        max_bytes=config.max_message_bytes,
+    )

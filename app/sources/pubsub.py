@@ -354,6 +354,12 @@ class PubSubIngester:
                     sub.stats.errors += 1
                     sub.stats.last_error = f"ack: {exc}"
             await self._modify(sub, failed, 0)
+        except Exception as exc:  # noqa: BLE001 - never a task dying unseen; the messages come back
+            sub.stats.errors += 1
+            sub.stats.last_error = f"land: {exc!r}"
+            log.exception(
+                "Pub/Sub: landing a batch from %s failed; its messages will be pulled again", sub.name
+            )
         finally:
             for ack_id in ack_ids:
                 sub.in_flight.pop(ack_id, None)

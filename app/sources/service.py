@@ -34,6 +34,7 @@ class IngestService(Service):
             topics.dead_letters.get_topic_name(),
             local=settings.local_broker,
             fail_every_nth=fail_every_nth_from_env(),
+            max_request_size=settings.kafka_max_record_bytes,
         )
         await self._sink.start()
         runner = IngestRunner.from_settings(settings, self._sink)

@@ -12,14 +12,22 @@ Test hook (for the "lossy" fault test only; mocks nothing the real parts can pro
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import Sequence
 from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import MessageSizeTooLargeError
 
 from app import local_broker
-from app.sources.landing import DeadLetter, Landing
+from app.cloudevents import DEAD_LETTER_OVERHEAD
+from app.settings import RECORD_FRAMING_BYTES
+from app.sources.landing import DeadLetter, Landing, unwritable
+
+log = logging.getLogger(__name__)
+UNWRITABLE = (MessageSizeTooLargeError, UnicodeError, TypeError, ValueError)
+"""Errors the producer raises for the record itself (not the broker): retrying cannot help."""
 
 FAIL_EVERY_NTH_ENV = "CARRYOVER_TEST_FAIL_EVERY_NTH_SEND"
 SEND_TIMEOUT_SECONDS = 60.0
@@ -62,6 +70,7 @@ class KafkaSink:
         self.send_timeout = send_timeout
         self.fail_every_nth = fail_every_nth
         self._staging_writes = 0
+        self.max_letter_bytes = max_request_size - DEAD_LETTER_OVERHEAD - RECORD_FRAMING_BYTES
         self._producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap_servers,
             linger_ms=5,
@@ -86,6 +95,15 @@ class KafkaSink:
         self._staging_writes += 1
         return self._staging_writes % self.fail_every_nth == 0
 
+    async def _send(self, landing: Landing) -> asyncio.Future[object]:
+        future: asyncio.Future[object] = await self._producer.send(
+            self.dead_letter_topic if isinstance(landing, DeadLetter) else self.staging_topic,
+            value=landing.value,
+            key=landing.key,
+            headers=landing.headers,
+        )
+        return future
+
     async def write(self, landings: Sequence[Landing]) -> list[BaseException | None]:
         """Send every landing (staging records to staging, dead letters to the DLQ) and wait for the acks."""
         pending: list[asyncio.Future[object] | BaseException] = []
@@ -95,12 +113,18 @@ class KafkaSink:
                 pending.append(SimulatedSendFailure(f"simulated send failure ({FAIL_EVERY_NTH_ENV})"))
                 continue
             try:
-                future = await self._producer.send(
-                    self.dead_letter_topic if is_letter else self.staging_topic,
-                    value=landing.value,
-                    key=landing.key,
-                    headers=landing.headers,
-                )
+                future = await self._send(landing)
+            except UNWRITABLE as exc:
+                if isinstance(landing, DeadLetter):
+                    pending.append(exc)  # dead letters are bounded (landing.dead_letter): not expected
+                    continue
+                log.warning("staging record %r cannot be written (%r): dead-lettered", landing.key, exc)
+                try:
+                    future = await self._send(unwritable(landing, exc, self.max_letter_bytes))
+                except Exception as again:  # noqa: BLE001 - reported per landing
+                    pending.append(again)
+                else:
+                    pending.append(future)
             except Exception as exc:  # noqa: BLE001 - reported per landing
                 pending.append(exc)
             else:

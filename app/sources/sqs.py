@@ -312,6 +312,12 @@ class SqsIngester:
                 await self._change_visibility(
                     poller, failed, min(self.config.retry_delay, self.config.visibility_timeout)
                 )
+        except Exception as exc:  # noqa: BLE001 - never a task dying unseen; the messages come back
+            poller.stats.errors += 1
+            poller.stats.last_error = f"land: {exc!r}"
+            log.exception(
+                "SQS: landing a batch from %s failed; its messages will be received again", poller.name
+            )
         finally:
             for handle in handles:
                 poller.in_flight.pop(handle, None)

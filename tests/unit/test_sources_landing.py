@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from app.cloudevents import DEAD_LETTER_OVERHEAD
 from app.sources.landing import (
     REASON_BAD_ENVELOPE,
+    REASON_INVALID_TEXT,
     REASON_TOO_LARGE,
     DeadLetter,
     LandingConfig,
@@ -18,6 +21,7 @@ from app.sources.landing import (
     is_ingested_queue,
     land_pubsub,
     land_sqs,
+    record_bytes,
 )
 
 QUEUE_URL = "http://127.0.0.1:4566/123456789012/carryover-legacy-acme-bank"
@@ -152,56 +156,115 @@ def test_unreadable_sns_envelope_is_dead_lettered_with_original_bytes(body: str)
     assert headers["tenant"] == b"acme-bank"
 
 
-def test_oversized_payload_is_dead_lettered_not_landed() -> None:
-    config = LandingConfig("carryover-legacy-", max_message_bytes=100)
-    record = land(sqs_message(sns_body("x" * 100)), config)
+def test_oversized_record_is_dead_lettered_with_its_hash_never_silently_cut() -> None:
+    config = LandingConfig("carryover-legacy-", max_message_bytes=2_000)
+    probe = land(sqs_message(sns_body("")), config)
+    assert isinstance(probe, StagingRecord)
+    fits = config.max_message_bytes - record_bytes(b"", probe.headers)  # the limit counts the headers too
+    record = land(sqs_message(sns_body("x" * fits)), config)
     assert isinstance(record, StagingRecord)
-    letter = land(sqs_message(sns_body("x" * 101)), config)
+    assert record_bytes(record.value, record.headers) == config.max_message_bytes
+    original = ("y" * fits + "z").encode()
+    letter = land(sqs_message(sns_body(original.decode())), config)
     assert isinstance(letter, DeadLetter)
     headers = dict(letter.headers)
     assert headers["dlq_reason"] == REASON_TOO_LARGE.encode()
-    assert b"101 bytes" in headers["dlq_error"]
-    # the DLQ copy is cut to the limit, and says so
-    assert letter.value == b"x" * 100
+    assert f"{config.max_message_bytes + 1} bytes".encode() in headers["dlq_error"]
+    # the DLQ copy is the original's first bytes, and says so with the whole original's size and hash
+    assert original.startswith(letter.value) and len(letter.value) < len(original)
     assert headers["dlq_truncated"] == b"true"
-    assert headers["dlq_original_bytes"] == b"101"
+    assert headers["dlq_original_bytes"] == str(len(original)).encode()
+    assert headers["dlq_original_sha256"] == hashlib.sha256(original).hexdigest().encode()
+    assert record_bytes(letter.value, letter.headers) <= config.max_message_bytes + DEAD_LETTER_OVERHEAD
 
 
-def test_tenant_from_topic_arn() -> None:
-    config = LandingConfig("carryover-legacy-", tenant_source="topic_arn")
-    record = land_sqs(
-        sqs_message(sns_body("m")),
-        queue_url="http://h/1/some-other-queue-name",
-        config=config,
-        received_at_ms=1,
+def test_sqs_attributes_are_kept_beside_the_sns_envelopes_and_reserved_names_are_escaped() -> None:
+    body = sns_body(
+        "m",
+        {
+            "dlq_reason": {"Type": "String", "Value": "mine"},
+            "legacy.source": {"Type": "String", "Value": "lx"},
+            "source": {"Type": "String", "Value": "backend-7"},
+        },
     )
-    assert isinstance(record, StagingRecord)
-    assert record.tenant == "acme-bank"
-    assert record.key == b"acme-bank"
-
-
-def test_tenant_from_attribute_and_fallback_key_when_unknown() -> None:
-    config = LandingConfig("carryover-legacy-", tenant_source="attribute", tenant_attribute="tenantId")
-    with_attr = land(sqs_message(sns_body("m", {"tenantId": {"Type": "String", "Value": "initech"}})), config)
-    assert isinstance(with_attr, StagingRecord)
-    assert (with_attr.tenant, with_attr.key, dict(with_attr.headers)["tenant"]) == (
-        "initech",
-        b"initech",
-        b"initech",
-    )
-    without = land(sqs_message(sns_body("m"), message_id="sqs-77"), config)
-    assert isinstance(without, StagingRecord)
-    assert without.tenant is None
-    assert without.key == b"sqs-77"
-    assert dict(without.headers)["tenant"] == b""
-
-
-def test_attribute_named_like_a_provenance_header_is_kept_under_legacy_prefix() -> None:
-    record = land(sqs_message(sns_body("m", {"source": {"Type": "String", "Value": "backend-7"}})))
+    record = land(sqs_message(body, attributes={"hop": {"DataType": "String", "StringValue": "edge-1"}}))
     assert isinstance(record, StagingRecord)
     headers = dict(record.headers)
-    assert headers["source"] == b"sqs"
+    assert headers["legacy.dlq_reason"] == b"mine"
+    assert headers["legacy.legacy.source"] == b"lx"
     assert headers["legacy.source"] == b"backend-7"
+    assert headers["sqs.hop"] == b"edge-1"
+    assert "dlq_reason" not in headers and headers["source"] == b"sqs"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 10_000 + "]" * 10_000,
+        '{"Type":"Notification","TopicArn":"arn","Message":' + "[" * 10_000 + "]" * 10_000 + "}",
+    ],
+    ids=["raw", "in-envelope"],
+)
+def test_deeply_nested_json_lands_or_is_dead_lettered_never_raises(body: str) -> None:
+    landing = land(sqs_message(body))
+    if isinstance(landing, StagingRecord):
+        assert landing.value == body.encode()  # a raw body is the normalizer's to judge
+    else:
+        assert dict(landing.headers)["dlq_reason"] == REASON_BAD_ENVELOPE.encode()
+        assert landing.value == body.encode()
+
+
+LONE = "\ud800"  # a lone surrogate: what a JSON escape \ud800 decodes to
+
+
+@pytest.mark.parametrize(
+    ("body", "attributes"),
+    [
+        (sns_body("m", MessageId=LONE + "x"), None),  # json.dumps writes the escape into the body text
+        (sns_body("m" + LONE), None),
+        (sns_body("m", {"a" + LONE: {"Type": "String", "Value": "v"}}), None),
+        (sns_body("m", {"a": {"Type": "String", "Value": "v" + LONE}}), None),
+        (sns_body("m"), {"bad" + LONE: {"DataType": "String", "StringValue": "v"}}),
+        (sns_body("m"), {"bad": {"DataType": "String", "StringValue": "v" + LONE}}),
+        ("raw " + LONE + " body", None),
+    ],
+    ids=[
+        "envelope-id",
+        "envelope-message",
+        "sns-attribute-name",
+        "sns-attribute-value",
+        "sqs-attribute-name",
+        "sqs-attribute-value",
+        "raw-body",
+    ],
+)
+def test_lone_surrogates_become_one_dead_letter_with_encodable_headers(
+    body: str, attributes: dict[str, object] | None
+) -> None:
+    letter = land(sqs_message(body, attributes=attributes))
+    assert isinstance(letter, DeadLetter), letter
+    headers = dict(letter.headers)
+    assert headers["dlq_reason"] in {REASON_BAD_ENVELOPE.encode(), REASON_INVALID_TEXT.encode()}
+    assert b"surrogate" in headers["dlq_error"]
+    assert letter.value == body.encode("utf-8", "surrogatepass")  # the original, lossless
+    for name, value in letter.headers:
+        name.encode("utf-8")  # every header can be written to Kafka
+        assert isinstance(value, bytes)
+
+
+def test_pubsub_attributes_that_are_not_text_are_dead_lettered_with_the_data() -> None:
+    letter = land_pubsub(
+        subscription_path=SUB_PATH,
+        message_id="7",
+        data=b"payload",
+        attributes={"k" + LONE: "v"},
+        config=CONFIG,
+        received_at_ms=1,
+    )
+    assert isinstance(letter, DeadLetter)
+    assert letter.value == b"payload"
+    assert dict(letter.headers)["dlq_reason"] == REASON_INVALID_TEXT.encode()
+    assert dict(letter.headers)["k\\ud800"] == b"v"  # the name escaped, the value kept
 
 
 def test_pubsub_message_lands_decoded_data_and_attributes() -> None:
