@@ -32,6 +32,7 @@ class Redelivery:
         self.redelivered = 0
         self.failed_attempts = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._watching: set[asyncio.Future[Any]] = set()
 
     @property
     def pending(self) -> int:
@@ -42,8 +43,10 @@ class Redelivery:
         """Send the record again through ``resend`` if ``future`` fails (a cancelled one is left alone)."""
         if not isinstance(future, asyncio.Future):
             return
+        self._watching.add(future)
 
         def on_done(done: asyncio.Future[Any]) -> None:
+            self._watching.discard(done)
             if done.cancelled() or done.exception() is None:
                 return
             task = asyncio.get_running_loop().create_task(self._redeliver(resend, what, done.exception()))
@@ -77,7 +80,13 @@ class Redelivery:
             return
 
     async def drain(self, flush: Callable[[], Awaitable[None]]) -> None:
-        """Return when every failed record has been sent again and acknowledged (then ``flush`` once more)."""
+        """Return when every delivery watched so far is settled and every failed one was sent again and
+        acknowledged (records sent meanwhile are the next flush's).
+
+        Each watched future's own callback (registered first) runs before ``gather`` sees it done, so a
+        failure found here has its redelivery task before the next round looks.
+        """
+        await asyncio.gather(*list(self._watching), return_exceptions=True)  # sent before this flush
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
             await flush()

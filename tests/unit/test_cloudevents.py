@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
-from app.cloudevents import canonical_headers, dead_letter_headers, rfc3339_ms, traceparent
+from app.cloudevents import (
+    DEAD_LETTER_OVERHEAD,
+    INVALID_TRACEPARENT_HEADER,
+    canonical_headers,
+    dead_letter_headers,
+    fit_dead_letter,
+    record_bytes,
+    rfc3339_ms,
+    traceparent,
+    valid_traceparent,
+)
 
 
 @pytest.mark.parametrize(
@@ -80,3 +92,77 @@ def test_dead_letter_headers_keep_originals_and_replace_old_reasons() -> None:
         ("dlq_error", b"wrong key"),
         ("dlq_origin", b"legacy.staging.v1/3/42"),
     ]
+
+
+VALID = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        (VALID, True),
+        (b"01-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-future", True),  # later versions may add
+        (VALID + b"-x", False),  # version 00 is exactly 55 characters
+        (VALID.upper(), False),
+        (b"ff" + VALID[2:], False),
+        (b"00-" + b"0" * 32 + VALID[35:], False),  # all-zero trace id
+        (VALID[:36] + b"0" * 16 + b"-01", False),  # all-zero parent id
+        (VALID[:-1], False),
+        (b"", False),
+        (b"\xff" * 55, False),
+    ],
+)
+def test_traceparent_is_validated_per_w3c(value: bytes, valid: bool) -> None:
+    assert valid_traceparent(value) is valid
+
+
+def test_an_invalid_upstream_traceparent_starts_a_new_trace_and_is_kept_for_forensics() -> None:
+    bad = b"00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01"
+    headers = dict(
+        canonical_headers(
+            ce_id="a",
+            ce_type="t",
+            ce_time_ms=0,
+            tenant_id="x",
+            source="s",
+            encryption_key_id=None,
+            upstream_traceparent=bad,
+        )
+    )
+    assert headers["traceparent"] == traceparent("a")
+    assert headers[INVALID_TRACEPARENT_HEADER] == bad
+    good = dict(
+        canonical_headers(
+            ce_id="a",
+            ce_type="t",
+            ce_time_ms=0,
+            tenant_id="x",
+            source="s",
+            encryption_key_id=None,
+            upstream_traceparent=VALID,
+        )
+    )
+    assert good["traceparent"] == VALID and INVALID_TRACEPARENT_HEADER not in good
+
+
+def test_reason_headers_are_bounded() -> None:
+    headers = dict(
+        dead_letter_headers([], reason="r" * 500, stage="s", error="e" * 10_000, origin="o" * 10_000)
+    )
+    assert sum(len(k) + len(v) for k, v in headers.items()) <= DEAD_LETTER_OVERHEAD
+
+
+def test_a_dead_letter_that_fits_is_kept_whole_and_one_that_does_not_says_so() -> None:
+    reasons = dead_letter_headers([], reason="too_large", stage="normalize", error="e", origin="o")
+    original = bytes(range(256)) * 40  # 10 240 bytes
+    headers = [("tenant", b"acme"), ("a", b"x" * 100)] + reasons
+    assert fit_dead_letter(original, headers, 20_000) == (original, headers)
+    value, cut = fit_dead_letter(original, headers, 5_000)
+    named = dict(cut)
+    assert original.startswith(value) and record_bytes(value, cut) <= 5_000 + 300
+    assert named["dlq_truncated"] == b"true"
+    assert named["dlq_original_bytes"] == b"10240"
+    assert named["dlq_original_sha256"] == hashlib.sha256(original).hexdigest().encode()
+    assert named["tenant"] == b"acme" and named["dlq_reason"] == b"too_large"
+    value, few = fit_dead_letter(b"v", [(f"h{i}", b"y" * 1000) for i in range(10)] + reasons, 4_000)
+    assert dict(few)["dlq_headers_dropped"] == b"9" and value == b"v"
