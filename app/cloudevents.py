@@ -28,7 +28,7 @@ def rfc3339_ms(epoch_ms: int) -> str:
 
 _TRACEPARENT = re.compile(rb"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?", re.DOTALL)
 INVALID_TRACEPARENT_HEADER = "traceparent_invalid"
-MAX_FORENSIC_BYTES = 512
+MAX_FORENSIC_BYTES = 2048
 
 
 def valid_traceparent(value: bytes) -> bool:

@@ -41,8 +41,6 @@ DLQ_SUFFIX = "-dlq"
 LEGACY_PREFIX = "legacy."
 SQS_ATTRIBUTE_PREFIX = "sqs."
 RESERVED_PREFIXES = ("dlq_", LEGACY_PREFIX, SQS_ATTRIBUTE_PREFIX)
-MAX_JSON_DEPTH = 200
-"""Deepest JSON nesting parsed anywhere on the landing and normalize paths; deeper input is dead-lettered."""
 
 
 @dataclass(frozen=True)
@@ -141,19 +139,19 @@ def unwrap_sns(body: str) -> SnsNotification | None:
     """The SNS notification in an SQS body, or None when the body is a raw delivery (not an envelope).
 
     An envelope is a JSON object with ``Type`` and ``TopicArn``. Raises :class:`EnvelopeError` when the
-    body is recognisably an SNS envelope but cannot be read: not JSON (or nested deeper than
-    :data:`MAX_JSON_DEPTH` levels), not a ``Notification``, fields that are not valid text.
+    body is recognisably an SNS envelope but cannot be read: not JSON (or nested deeper than the JSON
+    parser's recursion check allows, ~1 000 levels), not a ``Notification``, fields that are not valid text.
     """
     if not body.lstrip().startswith("{"):
         return None
     looks_like_envelope = '"TopicArn"' in body and '"Type"' in body
-    if _nesting_depth(body) > MAX_JSON_DEPTH:
-        if looks_like_envelope:
-            raise EnvelopeError(f"SNS envelope is nested deeper than {MAX_JSON_DEPTH} levels")
-        return None
     try:
-        envelope = json.loads(body)
-    except (ValueError, RecursionError) as exc:
+        envelope = json.loads(body)  # the C parser checks its depth: RecursionError past ~1 000 levels
+    except RecursionError:
+        if looks_like_envelope:
+            raise EnvelopeError("SNS envelope is nested too deeply to parse") from None
+        return None
+    except ValueError as exc:
         if looks_like_envelope:
             raise EnvelopeError(f"SNS envelope is not valid JSON: {printable(str(exc))}") from None
         return None
@@ -178,24 +176,6 @@ def unwrap_sns(body: str) -> SnsNotification | None:
         topic_arn=fields["TopicArn"],
         attributes=sns_attributes(envelope.get("MessageAttributes") or {}),
     )
-
-
-def _nesting_depth(document: str) -> int:
-    """How deep ``[`` and ``{`` nest in a JSON text (brackets inside strings counted too: an upper bound).
-
-    Checked before parsing, so a hostile body cannot exhaust the parser's recursion.
-    """
-    depth = deepest = 0
-    for char in document:
-        if char in "[{":
-            depth += 1
-            if depth > deepest:
-                deepest = depth
-                if deepest > MAX_JSON_DEPTH:
-                    return deepest
-        elif char in "]}":
-            depth -= 1
-    return deepest
 
 
 def sns_attributes(attributes: Mapping[str, Any]) -> Headers:
