@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -126,8 +127,11 @@ async def test_poison_messages_are_dead_lettered_with_original_bytes(
     assert sorted(r.headers["source"] for r in big) == [b"pubsub", b"sqs"]
     for r in big:
         assert r.headers["dlq_stage"] == b"ingest"
-        assert r.value[:1] * MAX_BYTES == r.value
+        original = r.value[:1] * (MAX_BYTES + 1)  # the limit counts headers too: the copy keeps what fits
+        assert original.startswith(r.value) and 0 < len(r.value) < len(original)
+        assert r.headers["dlq_truncated"] == b"true"
         assert r.headers["dlq_original_bytes"] == str(MAX_BYTES + 1).encode()
+        assert r.headers["dlq_original_sha256"] == hashlib.sha256(original).hexdigest().encode()
         assert r.headers["dlq_origin"] == r.headers["source_id"] + b"#" + r.headers["source_message_id"]
     bad = by_reason[b"sns_envelope_unparseable"]
     assert json.loads(bad.value)["Message"] == {"no": 1}
