@@ -1,15 +1,21 @@
 """Ingestion: every tenant SQS queue and Pub/Sub subscription into ``legacy.staging.v1``.
 
-Thin on purpose: the adapters live in :mod:`app.sources`; this module only registers the service and the
-``/sources/`` JSON view, and only when the worker runs the ``ingest`` role.
+Thin on purpose: the adapters live in :mod:`app.ingest`; this module registers the service that runs them
+and the ``/sources/`` JSON view.
 """
 
 from __future__ import annotations
 
-from app import app, settings
+from typing import TYPE_CHECKING
 
-if settings.has_role("ingest"):
-    from app.sources.service import IngestService
-    from app.web import sources as _sources_view  # noqa: F401 - registers /sources/
+from app.ingest.service import IngestService
+from app.ops import source_views
 
-    app.service(IngestService)
+if TYPE_CHECKING:
+    from app.faust_app import CarryoverApp
+
+
+def register(app: CarryoverApp) -> None:
+    """Run ingestion with ``app`` and serve its counters at ``/sources/``."""
+    app.service(IngestService.bound_to(app))
+    source_views.blueprint.register(app)

@@ -1,12 +1,12 @@
 """Normalize agent: legacy.staging.v1 -> decrypt, decode, map -> canonical topics keyed by tenant.
 
-Thin: the work is :class:`app.normalizer.Normalizer`.  concurrency=1 keeps offsets and the dedupe table in
-order (faust #606).  A source message id seen within the dedupe window at another staging offset is
-dropped (a redelivery at the source landed twice, or a `dlq replay` of a record that went through).
-The table remembers the staging offset that carried it, so the same staging record read again after
-a crash (processed, not yet committed) is processed again, never dropped: its seen-mark may have
-reached the changelog before its canonical records reached Kafka. Faust flushes the producer before
-it commits the staging offset, so a crash re-processes rather than loses.
+Thin: the work is :class:`app.normalize.normalizer.Normalizer`. concurrency=1 keeps offsets and the dedupe
+table in order (faust #606). A source message id seen within the dedupe window at another staging offset is
+dropped (a redelivery at the source landed twice, or a `dlq replay` of a record that went through). The
+table remembers the staging offset that carried it, so the same staging record read again after a crash
+(processed, not yet committed) is processed again, never dropped: its seen-mark may have reached the
+changelog before its canonical records reached Kafka. Faust flushes the producer before it commits the
+staging offset, so a crash re-processes rather than loses.
 
 Records go straight to Faust's producer rather than through ``Topic.send``, whose attachment and sensor
 path cost ~20 % of the agent's throughput (bench/README.md); the flush-before-commit covers them too.
@@ -16,19 +16,24 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from faust import StreamT
 
-from app import app, settings, topics
 from app.agent_guard import send_until_accepted
-from app.crypto.keyring import Keyring
-from app.mapping.pipeline import publication_id
-from app.normalizer import REASON_AGENT_ERROR, REASON_SEND_FAILED, Normalizer, is_redelivery
-from app.runtime import build_normalizer
+from app.normalize.mapping.pipeline import publication_id
+from app.normalize.normalizer import REASON_AGENT_ERROR, REASON_SEND_FAILED, is_redelivery
+from app.normalize.runtime import NormalizeRuntime
+
+if TYPE_CHECKING:
+    from app.faust_app import CarryoverApp
 
 log = logging.getLogger(__name__)
 
-if settings.has_role("normalize"):
+
+def register(app: CarryoverApp) -> None:
+    """Add the normalize agent, its dedupe table and its timers to ``app``."""
+    settings, topics = app.carryover, app.streams
     window = timedelta(seconds=settings.dedupe_window_seconds)
     seen = (
         app.Table(
@@ -43,24 +48,23 @@ if settings.has_role("normalize"):
         else None
     )
 
-    normalizer_holder: list[Normalizer] = []
+    runtime = NormalizeRuntime(settings)
 
-    @app.agent(topics.staging, concurrency=1)
+    @app.agent(topics.staging, concurrency=1, name="agents.normalize.normalize")
     async def normalize(stream: StreamT[bytes]) -> None:
         """Turn each staging record into canonical records (or one dead letter) and send them.
 
         Every event is handled inside the guard of :mod:`app.agent_guard`: it ends as its records or its
         one dead letter, and the agent never raises past it.
         """
-        if not normalizer_holder:
-            normalizer_holder.append(await build_normalizer(settings))
-        normalizer = normalizer_holder[0]
+        normalizer = await runtime.ready()
         producer_send = app.producer.send  # Faust flushes its producer before it commits staging offsets
 
         async def send(topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
             await producer_send(topic, key, value, None, None, headers)
 
         dead_letter_topic = topics.dead_letters.get_topic_name()
+        canonical = {name: topic.get_topic_name() for name, topic in topics.canonical.items()}
         async for event in stream.events():
             message = event.message
             headers = [(k, bytes(v)) for k, v in (message.headers or [])]
@@ -90,7 +94,7 @@ if settings.has_role("normalize"):
             dead_lettered = False
             for out in outgoing:
                 dead_lettered = dead_lettered or out.dead_letter
-                topic = dead_letter_topic if out.dead_letter else topics.canonical[out.topic].get_topic_name()
+                topic = dead_letter_topic if out.dead_letter else canonical[out.topic]
                 try:
                     await send(topic, out.key, out.value, out.headers)
                 except Exception as exc:  # noqa: BLE001 - refused as such: the event becomes its dead letter
@@ -114,16 +118,14 @@ if settings.has_role("normalize"):
     @app.every(max(1.0, min(10.0, settings.key_cache_ttl / 4)))
     async def refresh_tenant_keys() -> None:
         """Reload tenant keys when half their TTL passed or a lookup missed (a new tenant or key)."""
-        if normalizer_holder:
-            keys = normalizer_holder[0].keys
-            if isinstance(keys, Keyring) and await keys.ensure_fresh():
-                log.info("tenant keys reloaded")
+        if runtime.keyring is not None and await runtime.keyring.ensure_fresh():
+            log.info("tenant keys reloaded")
 
     @app.every(30.0)
     async def log_normalize_progress() -> None:
         """One line every 30 s: what normalize did so far."""
-        if normalizer_holder:
-            s = normalizer_holder[0].stats
+        if runtime.normalizer is not None:
+            s = runtime.normalizer.stats
             log.info(
                 "normalize: %d staging records -> %d canonical, %d dead-lettered, %d duplicates dropped",
                 s.records,

@@ -1,16 +1,36 @@
 """carryover: legacy chat events onto a multi-tenant Kafka event mesh.
 
-``app`` is the Faust app (``faust -A app worker``); settings come from ``CARRYOVER_*`` variables.
+Importing ``app`` or any module under it builds nothing and reads no environment. The Faust app is made by
+:func:`app.faust_app.create_app` from a :class:`app.settings.Settings` value; ``faust -A app worker`` asks
+this package for ``app.app``, which builds it once from the ``CARRYOVER_*`` environment (a bad setting ends
+the command with its one-line explanation).
 """
 
 from __future__ import annotations
 
-from app.faust_app import CarryoverApp
-from app.settings import load
-from app.web import register as register_web_views
+import functools
+import sys
+from typing import TYPE_CHECKING
 
-settings = load()
-app = CarryoverApp(settings)
-register_web_views(app)
+if TYPE_CHECKING:
+    from app.faust_app import CarryoverApp
 
-__all__ = ["app", "settings"]
+
+@functools.cache
+def worker_app() -> CarryoverApp:
+    """The worker's app, built from the environment on first use."""
+    from app.faust_app import create_app  # noqa: PLC0415
+    from app.settings import SettingsError, load  # noqa: PLC0415
+
+    try:
+        settings = load()
+    except SettingsError as exc:
+        print(f"carryover: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return create_app(settings)
+
+
+def __getattr__(name: str) -> object:
+    if name == "app":
+        return worker_app()
+    raise AttributeError(f"module 'app' has no attribute {name!r}")

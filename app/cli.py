@@ -13,7 +13,7 @@ Handler = Callable[[argparse.Namespace, Settings], int]
 
 
 def _stack(settings: Settings) -> object:
-    from app.devstack import Stack  # noqa: PLC0415 - keeps `carryover --help` fast
+    from app.dev.stack import Stack  # noqa: PLC0415 - keeps `carryover --help` fast
 
     return Stack(
         settings.stack_dir, settings.stack_kafka_port, settings.stack_moto_port, settings.stack_pubsub_port
@@ -22,7 +22,7 @@ def _stack(settings: Settings) -> object:
 
 def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
     """carryover stack up|down|status."""
-    from app.devstack import Stack, StackError  # noqa: PLC0415
+    from app.dev.stack import Stack, StackError  # noqa: PLC0415
 
     stack = _stack(settings)
     assert isinstance(stack, Stack)
@@ -60,7 +60,7 @@ def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     """Run the whole local demo (what `make run` does)."""
-    from app.devstack.run import run_demo  # noqa: PLC0415
+    from app.dev.stack.run import run_demo  # noqa: PLC0415
 
     return run_demo(settings, tenants=args.tenants, rate=args.rate)
 
@@ -96,8 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _optional_command_sets() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
     """Command groups that live beside the code they drive (catalog, simulator, dead letters)."""
     from app.catalog.commands import add_catalog_commands  # noqa: PLC0415
-    from app.replay import add_replay_commands  # noqa: PLC0415
-    from app.simulate.commands import add_simulate_commands  # noqa: PLC0415
+    from app.dev.simulate.commands import add_simulate_commands  # noqa: PLC0415
+    from app.normalize.replay import add_replay_commands  # noqa: PLC0415
 
     return [add_catalog_commands, add_simulate_commands, add_replay_commands]
 

@@ -1,4 +1,8 @@
-"""The Faust app class: Faust plus carryover's settings and its Kafka producer options."""
+"""The Faust app: :func:`create_app` builds it from a :class:`Settings` value, with the agents, services and
+web views of the roles the settings name. Importing this module builds nothing.
+
+``faust -A app worker`` reaches :func:`create_app` through ``app.app`` (see ``app/__init__.py``).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,10 @@ from typing import Any, TypeVar, cast
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import RecordMetadata, TransportT
+from faust.types import RecordMetadata, TopicT, TransportT
 
-from app import local_broker
+from app import local_broker, ops
+from app import topics as topic_names
 from app.catalog.model import default_catalog
 from app.delivery import Redelivery
 from app.settings import Settings
@@ -99,24 +104,27 @@ class CarryoverApp(faust.App):
             "web_host": settings.web_host,
             "web_port": settings.web_port,
             "web_bind": settings.web_host,
-            "topic_partitions": default_catalog().topics["legacy.staging.v1"].partitions,
+            "topic_partitions": default_catalog().topics[topic_names.STAGING].partitions,
             "topic_replication_factor": settings.topic_replicas,
             "producer_acks": -1,
             "producer_max_request_size": settings.kafka_max_record_bytes,
             "consumer_auto_offset_reset": "earliest",
-            "autodiscover": ["agents"],
+            "autodiscover": False,
             "origin": "app",
+            "web_tables_enabled": False,  # /table/ would answer table contents to anyone
+            "web_router_enabled": False,
             "Worker": CarryoverWorker,
             "version": 1,
             **local_broker.consumer_timeouts(settings.local_broker),
         }
         options.update(overrides)
         super().__init__(settings.app_id, **options)
+        self.streams = StreamTopics(self, settings)
 
     async def on_first_start(self) -> None:
         """Create the catalog's topics (catalog partitions and configs) before any agent or source writes.
 
-        Brokers that auto-create topics would otherwise create ``legacy.staging.v1`` with their default
+        Brokers that auto-create topics would otherwise create the staging topic with their default
         partition count the first time ingestion writes to it, and the tables keyed on it would not
         match (Faust's PartitionsMismatch).
         """
@@ -132,6 +140,40 @@ class CarryoverApp(faust.App):
 
     def _new_producer_transport(self) -> TransportT:
         return CarryoverTransport(self.conf.broker_producer, self)
+
+
+class StreamTopics:
+    """The Faust topics the agents and services of one app read and write: the catalog's names (with
+    ``CARRYOVER_TOPIC_PREFIX``), partitions and replicas; keys and values passed as raw bytes."""
+
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        catalog = default_catalog()
+
+        def declare(name: str) -> TopicT:
+            return app.topic(
+                settings.topic_prefix + name,
+                key_type=bytes,
+                value_type=bytes,
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=catalog.topics[name].partitions,
+                replicas=settings.topic_replicas,
+            )
+
+        self.staging = declare(topic_names.STAGING)
+        self.dead_letters = declare(topic_names.DEAD_LETTERS)
+        self.canonical = {name: declare(name) for name in topic_names.CANONICAL}
+
+
+def create_app(settings: Settings) -> CarryoverApp:
+    """The Faust app for ``settings``: web views, then each role's agents, tables, timers and services."""
+    from agents import ROLES  # noqa: PLC0415 - agents import this module
+
+    app = CarryoverApp(settings)
+    ops.register(app)
+    for role in settings.roles:
+        ROLES[role](app)
+    return app
 
 
 async def provision_catalog_topics(settings: Settings) -> None:

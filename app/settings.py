@@ -15,11 +15,12 @@ from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
-ROLES: tuple[str, ...] = ("ingest", "normalize", "state", "webhooks")
+ROLES: tuple[str, ...] = ("ingest", "normalize")
+"""Roles a worker can run (agents.ROLES registers each); state, archive, webhooks come with their issues."""
 RECORD_FRAMING_BYTES = 1024
 """Kafka's own framing of one record inside a request (batch header, varints): a safe upper bound."""
 RECORD_HEADROOM_BYTES = 8192 + RECORD_FRAMING_BYTES
-"""What a staging record may grow by as a dead letter (app.cloudevents.DEAD_LETTER_OVERHEAD) plus framing."""
+"""What a staging record may grow by as a dead letter (app.dead_letters.DEAD_LETTER_OVERHEAD) plus framing."""
 
 
 class SettingsError(ValueError):
@@ -111,8 +112,9 @@ class Settings:
     )
     schema_registry_url: str = setting(
         "CARRYOVER_SCHEMA_REGISTRY_URL",
-        "mock://carryover",
-        "Confluent schema registry URL; mock://NAME uses an in-process registry (development only).",
+        "",
+        "Confluent Schema Registry URL (required by the normalize role); mock://NAME is an in-process "
+        "registry for development and tests (the local stack's environment sets it).",
         str,
     )
     schema_auto_register: bool = setting(
@@ -129,7 +131,7 @@ class Settings:
     roles: tuple[str, ...] = setting(
         "CARRYOVER_ROLES",
         ROLES,
-        "Comma separated roles this worker runs: ingest, normalize, state, webhooks.",
+        "Comma separated roles this worker runs: ingest, normalize.",
         _roles,
     )
     data_dir: Path = setting(
@@ -203,6 +205,13 @@ class Settings:
         "CARRYOVER_PUBSUB_ACK_DEADLINE",
         30,
         "Ack deadline (s) for pulled messages; in-flight messages are extended at half of it.",
+        int,
+    )
+    test_fail_every_nth_send: int = setting(
+        "CARRYOVER_TEST_FAIL_EVERY_NTH_SEND",
+        0,
+        "Fault injection for the ingest fault tests only: every Nth staging write fails as if Kafka had "
+        "refused it (0 = off). Never set it in production.",
         int,
     )
     # --- Keys ----------------------------------------------------------------------------------

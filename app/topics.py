@@ -1,15 +1,11 @@
-"""Every Kafka topic carryover reads or writes, declared once, with names and partitions from the catalog.
+"""Every Kafka topic name carryover reads or writes, declared once (pure: no Faust, no settings).
 
-Values are raw bytes on every topic: staging carries the payload exactly as received, canonical topics
-carry Confluent-framed protobuf produced by the catalog's codec, the dead-letter topic the original bytes.
+Names are the catalog's (``catalog/topics.yaml``); ``tests/unit/test_topics.py`` fails when a canonical
+topic name is typed out anywhere else in the code. The Faust topic objects are made from these names by
+:class:`app.faust_app.StreamTopics`, with the environment's prefix.
 """
 
 from __future__ import annotations
-
-from faust.types import TopicT
-
-from app import app, settings
-from app.catalog.model import default_catalog
 
 STAGING = "legacy.staging.v1"
 CONVERSATIONS = "collaboration.conversations.v1"
@@ -19,24 +15,4 @@ COMPLIANCE = "compliance.actions.v1"
 WEBHOOK_DELIVERIES = "webhooks.deliveries.v1"
 DEAD_LETTERS = "carryover.dlq.v1"
 CANONICAL = (CONVERSATIONS, MESSAGES, USERS, COMPLIANCE)
-
-CATALOG = default_catalog()
-
-
-def raw_topic(name: str) -> TopicT:
-    """The catalog's topic ``name`` (prefixed by CARRYOVER_TOPIC_PREFIX), keys and values passed as bytes."""
-    spec = CATALOG.topics[name]
-    return app.topic(
-        settings.topic_prefix + name,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=spec.partitions,
-        replicas=settings.topic_replicas,
-    )
-
-
-staging = raw_topic(STAGING)
-dead_letters = raw_topic(DEAD_LETTERS)
-canonical = {name: raw_topic(name) for name in CANONICAL}
+"""The canonical topics, one per bounded context's stream, in the catalog's order."""

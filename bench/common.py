@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from app.devstack import Stack
+from app.dev.stack import Stack
 
 
 def free_port() -> int:

@@ -13,7 +13,7 @@ traffic of many tenants, all encodings, ~2% bad payloads) and runs as its own pr
   record with several canonical events counts at its last);
 * peak RSS of the variant's process (VmHWM).
 
-Every output is checked against what the same :class:`~app.normalizer.Normalizer` produces here: the
+Every output is checked against what the same :class:`~app.normalize.normalizer.Normalizer` produces here: the
 variants must write the same number of canonical records and dead letters, or the run fails.
 
 Run: ``python -m bench.normalize_bench`` (a few minutes); ``--quick`` for a smoke run. The Quix Streams
@@ -41,17 +41,17 @@ from app.catalog.model import default_catalog
 from app.catalog.provision import apply_topics
 from app.crypto.keyfile import LocalKeyFileProvider, generate_key_file
 from app.crypto.keyring import Keyring
-from app.normalizer import Normalizer, header_map
-from app.runtime import build_normalizer
+from app.dev.simulate.traffic import Publication, TrafficConfig, TrafficGenerator
+from app.ingest.landing import provenance_headers
+from app.normalize.normalizer import Normalizer, header_map
+from app.normalize.runtime import build_normalizer
 from app.settings import load
-from app.simulate.traffic import Publication, TrafficConfig, TrafficGenerator
-from app.sources.landing import provenance_headers
+from app.topics import STAGING
 from bench.common import peak_rss_mb, percentile, private_stack
 
 REPO = Path(__file__).resolve().parents[1]
 QUIX_VENV = REPO / ".venv-quix"
 QUIX_PINS = ["quixstreams==3.28.1", "confluent-kafka==2.12.2"]
-STAGING = "legacy.staging.v1"
 VARIANTS = ("carryover", "aiokafka", "quix")
 
 

@@ -1,9 +1,10 @@
 """The normalize stage written without Faust, for :mod:`bench.normalize_bench` to compare against.
 
 Both variants do exactly what the ``normalize`` agent does per staging record — the same
-:class:`app.normalizer.Normalizer` built by :func:`app.runtime.build_normalizer` from the same settings
-(key file, schema ids) — and write the same canonical and dead-letter records with acks=all, committing
-consumed offsets only after the writes were acknowledged:
+:class:`app.normalize.normalizer.Normalizer` built by
+:func:`app.normalize.runtime.build_normalizer` from the same settings (key file, schema ids) — and write
+the same canonical and dead-letter records with acks=all, committing consumed offsets only after the
+writes were acknowledged:
 
 * ``aiokafka``: a hand-written consume -> transform -> produce loop (one batch at a time);
 * ``quix``: the same transformation as a Quix Streams ``StreamingDataFrame`` (runs in its own virtualenv,
@@ -20,11 +21,11 @@ import signal
 import sys
 from typing import Any
 
-from app.normalizer import Normalizer
-from app.runtime import build_normalizer
+from app.normalize.normalizer import Normalizer
+from app.normalize.runtime import build_normalizer
 from app.settings import Settings, load
+from app.topics import STAGING
 
-STAGING = "legacy.staging.v1"
 GROUP = "bench-normalize"  # + the topic prefix: every run and variant has its own group
 
 
@@ -77,7 +78,7 @@ def quix_app(settings: Settings, normalizer: Normalizer) -> Any:
     from app.catalog.model import default_catalog  # noqa: PLC0415
 
     class OutgoingValue(Serializer):  # type: ignore[misc]
-        """Writes an :class:`app.normalizer.Outgoing`'s framed value."""
+        """Writes an :class:`app.normalize.normalizer.Outgoing`'s framed value."""
 
         def __call__(self, value: Any, ctx: SerializationContext) -> bytes:
             return bytes(value.value)

@@ -6,19 +6,14 @@ exactly the schemas deployed here: an envelope's file is registered under ``<top
 with schema references carrying the version of each; Google's well-known files are not registered.
 Schema text is the base64 FileDescriptorProto, as the Python serializer registers it.
 
-``mock://`` URLs give ``CheckedMockRegistry``: confluent's in-process mock plus what it lacks —
-compatibility levels and checks, done by ``buf breaking`` (category CSR) on descriptor images.
+``mock://`` URLs (development and tests only) give :class:`app.dev.registry.CheckedMockRegistry`.
 """
 
 from __future__ import annotations
 
 import base64
-import json
-import subprocess
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -29,11 +24,8 @@ from confluent_kafka.schema_registry import (
     SchemaRegistryClient,
     SchemaRegistryError,
 )
-from confluent_kafka.schema_registry._sync.mock_schema_registry_client import MockSchemaRegistryClient
-from google.protobuf import descriptor_pb2, descriptor_pool
 
 from app.catalog.model import Catalog
-from app.catalog.paths import buf_executable
 
 if TYPE_CHECKING:
     from app.catalog.model import AnyFileDescriptor as FileDescriptor
@@ -129,7 +121,7 @@ def _is_not_found(exc: SchemaRegistryError) -> bool:
     return exc.http_status_code == _NOT_FOUND
 
 
-def _lookup(client: SchemaRegistryClient, subject: str, schema: Schema) -> RegisteredSchema | None:
+def lookup(client: SchemaRegistryClient, subject: str, schema: Schema) -> RegisteredSchema | None:
     """The registered schema equal to ``schema`` under ``subject``, or None."""
     try:
         return client.lookup_schema(subject, schema)
@@ -141,8 +133,9 @@ def _lookup(client: SchemaRegistryClient, subject: str, schema: Schema) -> Regis
 
 def compatibility_problems(client: SchemaRegistryClient, subject: str, schema: Schema) -> list[str]:
     """Why ``schema`` may not be added to ``subject`` under its compatibility level; empty = compatible."""
-    if isinstance(client, CheckedMockRegistry):
-        return client.compatibility_problems(subject, schema)
+    own_check = getattr(client, "compatibility_problems", None)  # the dev tools' in-process registry
+    if own_check is not None:
+        return list(own_check(subject, schema))
     rest = getattr(client, "_rest_client", None)
     if rest is not None:  # the public method drops the verbose reasons, so ask the REST API directly
         response: Any = rest.post(
@@ -186,7 +179,7 @@ def deploy(client: SchemaRegistryClient, catalog: Catalog) -> DeployReport:
         if _compatibility_of(client, subject) != COMPATIBILITY:
             client.set_compatibility(subject, COMPATIBILITY)
             compatibility_set = True
-        found = _lookup(client, subject, schema)
+        found = lookup(client, subject, schema)
         registered = found is None
         if found is None:
             if subject in existing_subjects:
@@ -230,7 +223,7 @@ def schema_ids(
             for dep in file.dependencies
             if not is_builtin(dep.name)
         ]
-        found = _lookup(client, subject, Schema(schema_text(file), "PROTOBUF", references))
+        found = lookup(client, subject, Schema(schema_text(file), "PROTOBUF", references))
         if found is None or found.version is None or found.schema_id is None:
             if auto_register:
                 return deploy(client, catalog).schema_ids
@@ -244,180 +237,18 @@ def schema_ids(
     return ids
 
 
-def _file_proto(name: str, text: str) -> descriptor_pb2.FileDescriptorProto:
-    """A registered base64 schema string back as a FileDescriptorProto named ``name``."""
-    proto = descriptor_pb2.FileDescriptorProto()
-    proto.ParseFromString(base64.standard_b64decode(text))
-    proto.name = name
-    return proto
-
-
-class CheckedMockRegistry(MockSchemaRegistryClient):
-    """Confluent's in-process mock registry plus compatibility levels and checks (``buf breaking``, CSR).
-
-    The stock mock accepts any change; this one rejects what a real registry would reject under the
-    subject's level (NONE, BACKWARD[_TRANSITIVE], FORWARD[_TRANSITIVE], FULL[_TRANSITIVE]).
-    """
-
-    default_compatibility = "BACKWARD"
-
-    def __init__(self, conf: dict[str, Any]) -> None:
-        """Same configuration as the stock mock (``{"url": "mock://..."}``)."""
-        super().__init__(conf)
-        self._levels: dict[str, str] = {}
-
-    def set_compatibility(self, subject_name: str | None = None, level: str | None = None) -> str:
-        """Sets a subject's level (or the default for subjects without one)."""
-        if level is None:
-            raise ValueError("level must be set")
-        if subject_name is None:
-            self.default_compatibility = level.upper()
-        else:
-            self._levels[subject_name] = level.upper()
-        return level.upper()
-
-    def get_compatibility(self, subject_name: str | None = None) -> str:
-        """The subject's level; 404 like the real registry when the subject has none of its own."""
-        if subject_name is None:
-            return self.default_compatibility
-        if subject_name not in self._levels:
-            raise SchemaRegistryError(
-                404, 40408, f"Subject '{subject_name}' does not have subject-level compatibility"
-            )
-        return self._levels[subject_name]
-
-    def test_compatibility(
-        self,
-        subject_name: str,
-        schema: Schema,
-        version: int | str = "latest",
-        normalize: bool = False,
-        verbose: bool = False,
-    ) -> bool:
-        """True when ``schema`` may follow the subject's versions under its level."""
-        return not self.compatibility_problems(subject_name, schema)
-
-    def test_compatibility_all_versions(
-        self, subject_name: str, schema: Schema, normalize: bool = False, verbose: bool = False
-    ) -> bool:
-        """Same as test_compatibility: the level decides which versions are compared."""
-        return not self.compatibility_problems(subject_name, schema)
-
-    def register_schema_full_response(
-        self, subject_name: str, schema: Schema, normalize_schemas: bool = False
-    ) -> RegisteredSchema:
-        """Registers like the real registry: an incompatible schema is refused with 409."""
-        if _lookup(self, subject_name, schema) is None:
-            problems = self.compatibility_problems(subject_name, schema)
-            if problems:
-                raise SchemaRegistryError(
-                    409,
-                    409,
-                    "Schema being registered is incompatible with an earlier schema: " + "; ".join(problems),
-                )
-        return super().register_schema_full_response(subject_name, schema, normalize_schemas)
-
-    def get_versions(
-        self,
-        subject_name: str,
-        deleted: bool = False,
-        deleted_only: bool = False,
-        offset: int = 0,
-        limit: int = -1,
-    ) -> list[int]:
-        """Versions in ascending order, as the real registry lists them (the stock mock's order is random)."""
-        versions = sorted(super().get_versions(subject_name, deleted, deleted_only))[offset:]
-        return versions if limit < 0 else versions[:limit]
-
-    def _level(self, subject: str) -> str:
-        """Effective level of a subject."""
-        return self._levels.get(subject, self.default_compatibility)
-
-    def compatibility_problems(self, subject: str, schema: Schema) -> list[str]:
-        """buf CSR findings between ``schema`` and the versions the subject's level compares; empty = ok."""
-        level = self._level(subject)
-        if level == "NONE" or subject not in self.get_subjects():
-            return []
-        versions = self.get_versions(subject)
-        if not level.endswith("_TRANSITIVE"):
-            versions = versions[-1:]
-        base = level.removesuffix("_TRANSITIVE")
-        problems: list[str] = []
-        for version in versions:
-            old = self.get_version(subject, version).schema
-            if base in ("BACKWARD", "FULL"):
-                problems += [f"v{version}: {p}" for p in buf_breaking(self._image(schema), self._image(old))]
-            if base in ("FORWARD", "FULL"):
-                problems += [
-                    f"v{version} (forward): {p}" for p in buf_breaking(self._image(old), self._image(schema))
-                ]
-        return problems
-
-    def _image(self, schema: Schema) -> descriptor_pb2.FileDescriptorSet:
-        """The schema and everything it imports (references resolved here, builtins from protobuf)."""
-        files: dict[str, descriptor_pb2.FileDescriptorProto] = {}
-
-        def add(name: str, text: str, refs: list[SchemaReference]) -> None:
-            """Adds one file after its dependencies."""
-            if name in files:
-                return
-            by_name = {r.name: r for r in refs}
-            proto = _file_proto(name, text)
-            for dep in proto.dependency:
-                if dep in files:
-                    continue
-                if dep in by_name:
-                    ref = by_name[dep]
-                    assert ref.subject is not None and ref.version is not None
-                    rs = self.get_version(ref.subject, ref.version).schema
-                    add(dep, rs.schema_str or "", list(rs.references or []))
-                else:
-                    builtin = descriptor_pool.Default().FindFileByName(dep)
-                    files[dep] = descriptor_pb2.FileDescriptorProto.FromString(builtin.serialized_pb)
-            files[name] = proto
-
-        add(SUBJECT_ROOT_FILE, schema.schema_str or "", list(schema.references or []))
-        return descriptor_pb2.FileDescriptorSet(file=list(files.values()))
-
-
-def buf_breaking(new: descriptor_pb2.FileDescriptorSet, old: descriptor_pb2.FileDescriptorSet) -> list[str]:
-    """buf's CSR breaking-change findings of ``new`` against ``old`` (both descriptor images)."""
-    with tempfile.TemporaryDirectory(prefix="carryover-compat-") as tmp:
-        new_path, old_path = Path(tmp) / "new.binpb", Path(tmp) / "old.binpb"
-        new_path.write_bytes(new.SerializeToString())
-        old_path.write_bytes(old.SerializeToString())
-        config = json.dumps({"version": "v2", "breaking": {"use": ["CSR"]}})
-        result = subprocess.run(
-            [
-                buf_executable(),
-                "breaking",
-                str(new_path),
-                "--against",
-                str(old_path),
-                "--config",
-                config,
-                "--error-format",
-                "json",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-    if result.returncode == 0:
-        return []
-    findings = [json.loads(line)["message"] for line in result.stdout.splitlines() if line.startswith("{")]
-    return findings or [result.stderr.strip() or f"buf breaking exited {result.returncode}"]
-
-
-_MOCKS: dict[str, CheckedMockRegistry] = {}
-
-
 def registry_client(url: str) -> SchemaRegistryClient:
-    """A client for ``url``; ``mock://name`` gives one in-process CheckedMockRegistry per name."""
+    """A client for ``url``; ``mock://NAME`` (development and tests) gives the dev tools' in-process
+    registry, one per name (:class:`app.dev.registry.CheckedMockRegistry`)."""
+    if not url:
+        raise ValueError(
+            "no schema registry: set CARRYOVER_SCHEMA_REGISTRY_URL to your Schema Registry "
+            "(http(s)://host:port), or to mock://NAME for development"
+        )
     if url.startswith("mock://"):
-        if url not in _MOCKS:
-            _MOCKS[url] = CheckedMockRegistry({"url": url})
-        return _MOCKS[url]
+        from app.dev.registry import mock_registry  # noqa: PLC0415 - a dev URL needs the dev tools
+
+        return mock_registry(url)
     return SchemaRegistryClient({"url": url})
 
 

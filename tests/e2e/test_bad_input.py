@@ -19,8 +19,8 @@ from pathlib import Path
 
 from app.crypto.keyfile import LocalKeyFileProvider, generate_key_file
 from app.crypto.keyring import Keyring
-from app.simulate.traffic import TrafficConfig, TrafficGenerator
-from app.sources.landing import provenance_headers
+from app.dev.simulate.traffic import TrafficConfig, TrafficGenerator
+from app.ingest.landing import provenance_headers
 from tests.e2e.fault_app.normalize import FAULT_MARK
 from tests.e2e.test_normalize_end_to_end import STAGING_PARTITIONS, staging_record
 from tests.support.kafka import produce_records, read_topic, wait_until_committed

@@ -18,7 +18,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from app.devstack import tansu_binary
+from app.dev.stack import tansu_binary
 from tests.e2e.test_ingest_support import (
     Tenants,
     create_tenants,

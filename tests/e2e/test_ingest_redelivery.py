@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from app.devstack.resources import aws_clients, gcp_clients
+from app.dev.stack.resources import aws_clients, gcp_clients
 from tests.e2e.test_ingest_support import (
     PROJECT,
     Tenants,

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.devstack.resources import (
+from app.dev.simulate.publish import LegacyMessage, Publisher
+from app.dev.stack.resources import (
     aws_clients,
     create_aws_tenant,
     create_gcp_tenant,
@@ -22,7 +23,6 @@ from app.devstack.resources import (
     gcp_clients,
     resource_name,
 )
-from app.simulate.publish import LegacyMessage, Publisher
 from tests.support.kafka import Record, read_topic
 from tests.support.stack import RunningStack
 from tests.support.worker import Worker, worker_env

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from app.devstack.resources import aws_clients, delete_aws_tenant, delete_gcp_tenant, gcp_clients
-from app.simulate.publish import LegacyMessage, Publisher
+from app.dev.simulate.publish import LegacyMessage, Publisher
+from app.dev.stack.resources import aws_clients, delete_aws_tenant, delete_gcp_tenant, gcp_clients
 from tests.e2e.test_ingest_support import (
     PROJECT,
     Tenants,

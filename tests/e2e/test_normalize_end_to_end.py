@@ -23,12 +23,12 @@ from app.catalog.model import default_catalog, inner_event
 from app.crypto import aead
 from app.crypto.keyfile import LocalKeyFileProvider, generate_key_file, read_key_file, write_key_file
 from app.crypto.keyring import Keyring
-from app.devstack.resources import create_demo_tenants
-from app.runtime import build_normalizer
+from app.dev.simulate.publish import LegacyMessage, Publisher
+from app.dev.simulate.traffic import Publication, TrafficConfig, TrafficGenerator
+from app.dev.stack.resources import create_demo_tenants
+from app.ingest.landing import provenance_headers
+from app.normalize.runtime import build_normalizer
 from app.settings import load
-from app.simulate.publish import LegacyMessage, Publisher
-from app.simulate.traffic import Publication, TrafficConfig, TrafficGenerator
-from app.sources.landing import provenance_headers
 from models.legacy.codec import encode_encrypted, encode_json
 from tests.support.cli import carryover
 from tests.support.ground_truth import Fields, event_fields

@@ -18,9 +18,9 @@ from app.catalog.model import default_catalog
 from app.catalog.provision import apply_topics
 from app.crypto.keyfile import LocalKeyFileProvider, generate_key_file
 from app.crypto.keyring import Keyring
-from app.runtime import build_normalizer
+from app.dev.simulate.traffic import TrafficConfig, TrafficGenerator
+from app.normalize.runtime import build_normalizer
 from app.settings import load
-from app.simulate.traffic import TrafficConfig, TrafficGenerator
 from tests.e2e.test_normalize_end_to_end import CANONICAL, staging_record
 from tests.support.kafka import produce_records, read_topic, wait_until_committed
 from tests.support.stack import RunningStack

@@ -15,7 +15,7 @@ from app.catalog.model import inner_event, load_catalog
 from app.catalog.provision import apply_topics
 from app.catalog.registry import deploy, registry_client
 from app.catalog.wire import EnvelopeCodec
-from app.cloudevents import canonical_headers
+from app.normalize.cloudevents import canonical_headers
 from models.canonical.carryover.collaboration.v1.message_event_pb2 import MessageEvent
 from models.canonical.carryover.collaboration.v1.message_sent_pb2 import MessageSent
 from models.canonical.carryover.common.v1.encrypted_text_pb2 import EncryptedText

@@ -13,19 +13,19 @@ import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from app.devstack.resources import (
+from app.dev.simulate.publish import LegacyMessage, Publisher
+from app.dev.stack.resources import (
     aws_clients,
     create_aws_tenant,
     create_gcp_tenant,
     delete_aws_tenant,
     delete_gcp_tenant,
 )
-from app.simulate.publish import LegacyMessage, Publisher
-from app.sources.landing import Landing, LandingConfig
-from app.sources.pubsub import PubSubConfig, PullClient
-from app.sources.runner import IngestRunner
-from app.sources.sqs import SqsConfig
-from app.sources.stats import IngestStats
+from app.ingest.landing import Landing, LandingConfig
+from app.ingest.pubsub import PubSubConfig, PullClient
+from app.ingest.runner import IngestRunner
+from app.ingest.sqs import SqsConfig
+from app.ingest.stats import IngestStats
 from tests.e2e.test_ingest_support import new_tag
 from tests.support.stack import RunningStack
 

@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from app.devstack import port_open
+from app.dev.stack import port_open
 from tests.support.cli import carryover
 from tests.support.stack import free_port
 

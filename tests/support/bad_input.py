@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from app.crypto import aead
 from app.crypto.keyring import Keyring, key_set
-from app.simulate.traffic import Publication, TrafficConfig, TrafficGenerator
+from app.dev.simulate.traffic import Publication, TrafficConfig, TrafficGenerator
 from models.legacy import codec
 from models.legacy.legacy_event_pb2 import PodEvent
 from models.legacy.values import urlsafe_id

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.devstack import Stack
+from app.dev.stack import Stack
 
 
 def free_port() -> int:

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from app.catalog.model import default_catalog
 from app.catalog.wire import EnvelopeCodec
 from app.crypto import aead
-from app.normalizer import Normalizer, Outgoing
-from app.sources.landing import DeadLetter, Landing, LandingConfig, land_pubsub, land_sqs
+from app.ingest.landing import DeadLetter, Landing, LandingConfig, land_pubsub, land_sqs
+from app.normalize.normalizer import Normalizer, Outgoing
 from tests.support.bad_input import (
     CLASSES,
     DEFAULT_MAX_MESSAGE_BYTES,

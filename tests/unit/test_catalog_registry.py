@@ -13,13 +13,13 @@ from google.protobuf import descriptor_pb2
 from app.catalog.model import load_catalog
 from app.catalog.registry import (
     COMPATIBILITY,
-    CheckedMockRegistry,
     DeployError,
     deploy,
     registry_client,
     schema_ids,
 )
 from app.catalog.wire import EnvelopeCodec
+from app.dev.registry import CheckedMockRegistry
 from models.canonical.carryover.collaboration.v1 import message_sent_pb2
 from models.canonical.carryover.collaboration.v1.message_event_pb2 import MessageEvent
 from models.canonical.carryover.collaboration.v1.message_sent_pb2 import MessageSent

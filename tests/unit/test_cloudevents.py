@@ -6,13 +6,10 @@ import hashlib
 
 import pytest
 
-from app.cloudevents import (
-    DEAD_LETTER_OVERHEAD,
+from app.dead_letters import DEAD_LETTER_OVERHEAD, dead_letter_headers, fit_dead_letter, record_bytes
+from app.normalize.cloudevents import (
     INVALID_TRACEPARENT_HEADER,
     canonical_headers,
-    dead_letter_headers,
-    fit_dead_letter,
-    record_bytes,
     rfc3339_ms,
     traceparent,
     valid_traceparent,

@@ -1,4 +1,5 @@
-"""app.lag: lag per partition, topic, group and agent from committed and end offsets (tables of examples)."""
+"""app.ops.lag: lag per partition, topic, group and agent from committed and end offsets (tables of
+examples)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.lag import (
+from app.ops.lag import (
     AgentSubscription,
     Partition,
     PartitionLag,

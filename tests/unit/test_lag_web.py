@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.lag import AgentSubscription, compute_lag
-from app.web.health import WorkerState, readiness_failures
-from app.web.lag import render_html, requested_groups
+from app.ops.health_views import WorkerState, readiness_failures
+from app.ops.lag import AgentSubscription, compute_lag
+from app.ops.lag_views import render_html, requested_groups
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.mapping.markup import NormalizedText, normalize_markup
+from app.normalize.mapping.markup import NormalizedText, normalize_markup
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from app.crypto import aead
 from app.crypto.keyring import Keyring, key_set
-from app.mapping.pipeline import MAPPERS, REASONS, CanonicalRecord, Rejected, normalize
+from app.normalize.mapping.pipeline import MAPPERS, REASONS, CanonicalRecord, Rejected, normalize
 from models.canonical.carryover.common.v1.member_role_pb2 import (
     MEMBER_ROLE_MEMBER,
     MEMBER_ROLE_MODERATOR,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.normalizer import is_redelivery
+from app.normalize.normalizer import is_redelivery
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ import hashlib
 
 from app.catalog.model import default_catalog
 from app.catalog.wire import EnvelopeCodec
-from app.cloudevents import record_bytes
-from app.mapping.pipeline import publication_id
-from app.normalizer import Normalizer
+from app.dead_letters import record_bytes
+from app.normalize.mapping.pipeline import publication_id
+from app.normalize.normalizer import Normalizer
 from tests.unit.test_mapping_pipeline import (
     ACME,
     RING,

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from app.sources.flow import InFlightLimiter
-from app.sources.stats import IngestStats
+from app.ingest.flow import InFlightLimiter
+from app.ingest.stats import IngestStats
 
 
 async def test_limiter_grants_up_to_what_is_free_and_blocks_at_the_cap() -> None:

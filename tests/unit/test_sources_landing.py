@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from app.cloudevents import DEAD_LETTER_OVERHEAD
-from app.sources.landing import (
+from app.dead_letters import DEAD_LETTER_OVERHEAD
+from app.ingest.landing import (
     REASON_BAD_ENVELOPE,
     REASON_INVALID_TEXT,
     REASON_TOO_LARGE,

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from app.crypto.keyring import Keyring, key_set
-from app.mapping.pipeline import Rejected, normalize
-from app.simulate.traffic import BAD_KINDS, TrafficConfig, TrafficGenerator, generate, write_ground_truth
+from app.dev.simulate.traffic import BAD_KINDS, TrafficConfig, TrafficGenerator, generate, write_ground_truth
+from app.normalize.mapping.pipeline import Rejected, normalize
 from models.legacy import spec
 from tests.support.ground_truth import event_fields
 

@@ -7,8 +7,8 @@ Run: ``faust -A tests.e2e.fault_app.normalize worker`` with the usual ``CARRYOVE
 
 from __future__ import annotations
 
-from app import app
-from app.normalizer import Normalizer, Outgoing
+from app import worker_app
+from app.normalize.normalizer import Normalizer, Outgoing
 
 FAULT_MARK = b"INJECT-AGENT-FAULT"
 _process = Normalizer.process
@@ -24,4 +24,9 @@ def _faulty_process(
 
 Normalizer.process = _faulty_process  # type: ignore[method-assign]
 
-__all__ = ["app"]
+
+
+def __getattr__(name: str) -> object:
+    if name == "app":  # what ``faust -A`` asks for; built only then
+        return worker_app()
+    raise AttributeError(name)

@@ -21,7 +21,7 @@ import os
 import faust
 from faust.web import Request, Response, View
 
-from app import local_broker, web
+from app import local_broker, ops
 from app.faust_app import CarryoverApp
 from app.settings import load
 
@@ -40,7 +40,7 @@ app = CarryoverApp(
 )
 if os.environ.get("TABLE_APP_END_OFFSET_CORRECTION", "true") == "false":
     local_broker.remove_end_offset_correction()
-web.register(app)
+ops.register(app)
 
 source = app.topic(
     settings.topic_prefix + SOURCE,

@@ -1,2 +1,0 @@
-"""Legacy -> canonical mapping (pure): one module per bounded context, MessageML normalization, and the
-pipeline the normalize agent calls (:func:`app.mapping.pipeline.normalize`)."""
