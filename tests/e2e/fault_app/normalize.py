@@ -25,7 +25,6 @@ def _faulty_process(
 Normalizer.process = _faulty_process  # type: ignore[method-assign]
 
 
-
 def __getattr__(name: str) -> object:
     if name == "app":  # what ``faust -A`` asks for; built only then
         return worker_app()
