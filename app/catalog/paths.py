@@ -1,12 +1,19 @@
-"""Where the catalog and its generated code live in the repository (pure)."""
+"""Where the catalog and its generated code live (pure).
+
+The catalog ships inside the installed package (``catalog`` is a package of data files), so it is found
+with :mod:`importlib.resources` whether carryover is installed from a wheel or from a checkout. Code
+generation and ``buf breaking`` against git work on a checkout only (:data:`REPO_ROOT`).
+"""
 
 from __future__ import annotations
 
+from importlib.resources import files
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CATALOG_DIR = REPO_ROOT / "catalog"
+CATALOG_DIR = Path(str(files("catalog")))
 PROTO_DIR = CATALOG_DIR / "proto"
+REPO_ROOT = CATALOG_DIR.parent
+"""The checkout the catalog sits in (meaningful for development commands only)."""
 GENERATED_DIR = REPO_ROOT / "models" / "canonical"
 GENERATED_PACKAGE = "models.canonical"
 
