@@ -56,7 +56,7 @@ VARIANTS = ("carryover", "aiokafka", "quix")
 
 
 @dataclass(frozen=True)
-class StagingRecord:
+class BenchRecord:
     """One record as ingestion writes it to staging, with what normalize must make of it."""
 
     message_id: str
@@ -80,7 +80,7 @@ class Result:
     peak_rss_mb: float
 
 
-def staging_records(publications: Sequence[Publication], normalizer: Normalizer) -> list[StagingRecord]:
+def bench_records(publications: Sequence[Publication], normalizer: Normalizer) -> list[BenchRecord]:
     """Staging records (as SQS / Pub/Sub ingestion lands them) and their expected outputs."""
     out = []
     now_ms = int(time.time() * 1000)
@@ -96,7 +96,7 @@ def staging_records(publications: Sequence[Publication], normalizer: Normalizer)
         produced = normalizer.process(p.tenant_id.encode(), p.body, headers, "bench/0/0")
         canonical = [o for o in produced if not o.dead_letter]
         ce_ids = tuple(header_map(o.headers).get("ce_id", b"").decode() for o in canonical)
-        out.append(StagingRecord(message_id, p.tenant_id.encode(), p.body, headers, len(produced), ce_ids))
+        out.append(BenchRecord(message_id, p.tenant_id.encode(), p.body, headers, len(produced), ce_ids))
     return out
 
 
@@ -123,7 +123,7 @@ def variant_command(variant: str) -> list[str]:
     return [python, "-m", "bench.normalize_variants", variant]
 
 
-async def produce(bootstrap: str, topic: str, records: Sequence[StagingRecord]) -> None:
+async def produce(bootstrap: str, topic: str, records: Sequence[BenchRecord]) -> None:
     """Write the staging backlog (acks=all)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()
@@ -199,8 +199,8 @@ class Outputs:
 async def run_variant(
     variant: str,
     env: dict[str, str],
-    backlog: Sequence[StagingRecord],
-    trickle: Sequence[StagingRecord],
+    backlog: Sequence[BenchRecord],
+    trickle: Sequence[BenchRecord],
     rate: float,
     log_dir: Path,
 ) -> Result:
@@ -291,7 +291,7 @@ async def main_async(args: argparse.Namespace, env: dict[str, str], work: Path) 
     config = TrafficConfig(tenants=tenants, conversations_per_tenant=4, bad_fraction=0.02, seed=11)
     publications = TrafficGenerator(config, keys).take(args.records + args.trickle)
     normalizer = await build_normalizer(load({**os.environ, **env}))
-    records = staging_records(publications, normalizer)
+    records = bench_records(publications, normalizer)
     backlog, trickle = records[: args.records], records[args.records :]
     print(
         f"{len(backlog)} staging records ({sum(r.outputs for r in backlog)} outputs) for the drain, "

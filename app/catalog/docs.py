@@ -15,7 +15,7 @@ import yaml
 from google.protobuf import descriptor_pb2
 
 from app.catalog.lint import build_image
-from app.catalog.model import Catalog, EventSpec, TopicSpec, load_catalog
+from app.catalog.model import Catalog, CatalogEvent, TopicSpec, load_catalog
 from app.catalog.paths import CATALOG_DIR
 
 FieldProto = descriptor_pb2.FieldDescriptorProto
@@ -124,7 +124,7 @@ def render_markdown(catalog: Catalog, index: ProtoIndex) -> str:
     return "\n".join(out) + "\n"
 
 
-def _render_event(event: EventSpec, index: ProtoIndex) -> list[str]:
+def _render_event(event: CatalogEvent, index: ProtoIndex) -> list[str]:
     """Markdown section of one event."""
     message = index.messages[event.type]
     sensitive = set(event.sensitive_fields)

@@ -76,7 +76,7 @@ class TopicSpec:
 
 
 @dataclass(frozen=True)
-class EventSpec:
+class CatalogEvent:
     """One canonical event type as declared in catalog/events.yaml."""
 
     type: str
@@ -96,7 +96,7 @@ class Catalog:
     """Topics, events and headers of the catalog, keyed by topic name / event full name."""
 
     topics: dict[str, TopicSpec]
-    events: dict[str, EventSpec]
+    events: dict[str, CatalogEvent]
     headers: tuple[HeaderSpec, ...] = field(default=())
     root: Path = CATALOG_DIR
 
@@ -104,7 +104,7 @@ class Catalog:
         """Topics carrying protobuf envelopes, in declaration order."""
         return [t for t in self.topics.values() if t.envelope is not None]
 
-    def events_of(self, topic: str) -> list[EventSpec]:
+    def events_of(self, topic: str) -> list[CatalogEvent]:
         """Events declared on ``topic``, in declaration order."""
         return [e for e in self.events.values() if e.topic == topic]
 
@@ -227,11 +227,11 @@ def parse_topic(entry: Mapping[str, Any], where: str) -> TopicSpec:
     )
 
 
-def parse_event(entry: Mapping[str, Any], where: str) -> EventSpec:
-    """One events.yaml entry as an EventSpec."""
+def parse_event(entry: Mapping[str, Any], where: str) -> CatalogEvent:
+    """One events.yaml entry as an CatalogEvent."""
     type_ = str(_require(entry, "type", where))
     where = f"{where} ({type_})"
-    return EventSpec(
+    return CatalogEvent(
         type=type_,
         topic=str(_require(entry, "topic", where)),
         producers=_strings(_require(entry, "producers", where), where),
@@ -251,7 +251,7 @@ def load_catalog(root: Path = CATALOG_DIR) -> Catalog:
             raise CatalogError(f"{root / 'topics.yaml'}: topic {spec.name} declared twice")
         topics[spec.name] = spec
     events_path = root / "events.yaml"
-    events: dict[str, EventSpec] = {}
+    events: dict[str, CatalogEvent] = {}
     for i, entry in enumerate(events_doc.get("events") or []):
         event = parse_event(entry, f"{root / 'events.yaml'}: events[{i}]")
         if event.type in events:
