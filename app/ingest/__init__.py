@@ -4,6 +4,8 @@
 * :mod:`app.ingest.stats` — per-queue / per-subscription counters (plain dataclasses).
 * :mod:`app.ingest.flow` — the in-flight cap shared by every source of a worker (back-pressure).
 * :mod:`app.ingest.sink` — the Kafka writer: a landing is acknowledged only after Kafka acknowledged it.
-* :mod:`app.ingest.sqs` / :mod:`app.ingest.pubsub` — thin adapters: discover, receive, land, delete/ack.
-* :mod:`app.ingest.runner` — runs both adapters and the periodic summary log line.
+* :mod:`app.ingest.port` — the source port: what the driver needs from a cloud queue service.
+* :mod:`app.ingest.sqs` / :mod:`app.ingest.pubsub` — thin adapters (the port's two implementations).
+* :mod:`app.ingest.driver` — the one driver: discovery, scheduling, landing, ack-after-Kafka, extension.
+* :mod:`app.ingest.runner` — runs every configured source and the periodic summary log line.
 """

@@ -373,23 +373,67 @@ def unwritable(record: StagingRecord, exc: BaseException, max_bytes: int = 900_0
     )
 
 
-def _staged_or_too_large(
-    payload: bytes, headers: Headers, *, tenant: str | None, source_id: str, message_id: str, max_bytes: int
-) -> Landing:
-    size = record_bytes(payload, headers)
-    if size > max_bytes:
-        return dead_letter(
-            original=payload,
-            headers=headers,
+@dataclass(frozen=True)
+class _Origin:
+    """Where one message came from: what its provenance headers and its dead letter are made of."""
+
+    source: str
+    source_id: str
+    message_id: str
+    received_at_ms: int
+    max_bytes: int
+
+    def headers(self, tenant: str | None) -> Headers:
+        return provenance_headers(
+            source=self.source,
+            source_id=self.source_id,
+            source_message_id=self.message_id,
+            received_at_ms=self.received_at_ms,
             tenant=tenant,
-            source_id=source_id,
-            source_message_id=message_id,
-            reason=REASON_TOO_LARGE,
-            error=f"payload and attributes are {size} bytes, over the {max_bytes} byte limit "
-            "(CARRYOVER_MAX_MESSAGE_BYTES)",
-            max_bytes=max_bytes,
         )
-    return StagingRecord(record_key(tenant, message_id), payload, headers, message_id, tenant)
+
+    def letter(
+        self, original: bytes, attributes: Headers, *, tenant: str | None, reason: str, error: str
+    ) -> DeadLetter:
+        return dead_letter(
+            original=original,
+            headers=self.headers(tenant) + legacy_headers(attributes),
+            tenant=tenant,
+            source_id=self.source_id,
+            source_message_id=self.message_id,
+            reason=reason,
+            error=error,
+            max_bytes=self.max_bytes,
+        )
+
+    def staged(self, payload: bytes, headers: Headers, tenant: str | None) -> Landing:
+        """The staging record, or a ``too_large`` dead letter when payload and headers are over the limit."""
+        size = record_bytes(payload, headers)
+        if size > self.max_bytes:
+            return dead_letter(
+                original=payload,
+                headers=headers,
+                tenant=tenant,
+                source_id=self.source_id,
+                source_message_id=self.message_id,
+                reason=REASON_TOO_LARGE,
+                error=f"payload and attributes are {size} bytes, over the {self.max_bytes} byte limit "
+                "(CARRYOVER_MAX_MESSAGE_BYTES)",
+                max_bytes=self.max_bytes,
+            )
+        return StagingRecord(record_key(tenant, self.message_id), payload, headers, self.message_id, tenant)
+
+
+def _unlandable(exc: BaseException) -> tuple[str, str]:
+    """(reason, error) of a message that could not be landed at all."""
+    if isinstance(exc, InvalidText | EnvelopeError):
+        return REASON_INVALID_TEXT if isinstance(exc, InvalidText) else REASON_BAD_ENVELOPE, printable(
+            str(exc)
+        )
+    return (
+        REASON_UNLANDABLE,
+        f"could not be landed ({type(exc).__name__}); keep the dead letter and report it",
+    )
 
 
 def land_sqs(
@@ -401,101 +445,44 @@ def land_sqs(
     (raw delivery). Attributes come from the envelope's MessageAttributes; the SQS message's own
     attributes are kept beside them as ``sqs.<name>``. A message that cannot be landed is a dead letter.
     """
+    message_id = printable(str(message.get("MessageId", "")))
+    origin = _Origin("sqs", queue_url, message_id, received_at_ms, config.max_message_bytes)
     try:
-        return _land_sqs(message, queue_url=queue_url, config=config, received_at_ms=received_at_ms)
+        return _land_sqs(message, origin, config)
     except Exception as exc:  # noqa: BLE001 - whatever the message holds, it becomes one dead letter
-        reason = REASON_INVALID_TEXT if isinstance(exc, InvalidText) else REASON_UNLANDABLE
-        message_id = printable(str(message.get("MessageId", "")))
-        return dead_letter(
-            original=lossless_bytes(str(message.get("Body", ""))),
-            headers=provenance_headers(
-                source="sqs",
-                source_id=queue_url,
-                source_message_id=message_id,
-                received_at_ms=received_at_ms,
-                tenant=None,
-            )
-            + legacy_headers(escaped_sqs_attributes(message.get("MessageAttributes"))),
-            tenant=None,
-            source_id=queue_url,
-            source_message_id=message_id,
-            reason=reason,
-            error=_error_text(exc),
-            max_bytes=config.max_message_bytes,
-        )
+        reason, error = _unlandable(exc)
+        body = lossless_bytes(str(message.get("Body", "")))
+        attributes = escaped_sqs_attributes(message.get("MessageAttributes"))
+        return origin.letter(body, attributes, tenant=None, reason=reason, error=error)
 
 
-def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, InvalidText | EnvelopeError):
-        return printable(str(exc))
-    return f"could not be landed ({type(exc).__name__}); keep the dead letter and report it"
-
-
-def _land_sqs(
-    message: Mapping[str, Any], *, queue_url: str, config: LandingConfig, received_at_ms: int
-) -> Landing:
-    message_id = str(message["MessageId"])
-    _text(message_id, "SQS MessageId")
+def _land_sqs(message: Mapping[str, Any], origin: _Origin, config: LandingConfig) -> Landing:
+    _text(str(message["MessageId"]), "SQS MessageId")
     body = str(message.get("Body", ""))
     _text(body, "SQS message body")
     sqs_attrs = sqs_attributes(message.get("MessageAttributes") or {})
-    queue_name = queue_name_from_url(queue_url)
+    queue_name = queue_name_from_url(origin.source_id)
     try:
         notification = unwrap_sns(body)
     except EnvelopeError as exc:
         tenant = derive_tenant(config, source_name=queue_name, topic_arn=None, attributes=sqs_attrs)
-        headers = provenance_headers(
-            source="sqs",
-            source_id=queue_url,
-            source_message_id=message_id,
-            received_at_ms=received_at_ms,
-            tenant=tenant,
-        )
-        return dead_letter(
-            original=body.encode(),
-            headers=headers + legacy_headers(sqs_attrs),
-            tenant=tenant,
-            source_id=queue_url,
-            source_message_id=message_id,
-            reason=REASON_BAD_ENVELOPE,
-            error=str(exc),
-            max_bytes=config.max_message_bytes,
+        return origin.letter(
+            body.encode(), sqs_attrs, tenant=tenant, reason=REASON_BAD_ENVELOPE, error=str(exc)
         )
     if notification is None:
         payload, attributes, topic_arn = body.encode(), sqs_attrs, None
-        extra: Headers = []
+        sns: Headers = []
+        own: Headers = []
     else:
         payload, attributes, topic_arn = (
             notification.message.encode(),
             notification.attributes,
             notification.topic_arn,
         )
-        extra = [
-            ("sns_message_id", notification.message_id.encode()),
-            ("sns_topic_arn", topic_arn.encode()),
-            *legacy_headers(sqs_attrs, prefix=SQS_ATTRIBUTE_PREFIX),
-        ]
+        sns = [("sns_message_id", notification.message_id.encode()), ("sns_topic_arn", topic_arn.encode())]
+        own = legacy_headers(sqs_attrs, prefix=SQS_ATTRIBUTE_PREFIX)
     tenant = derive_tenant(config, source_name=queue_name, topic_arn=topic_arn, attributes=attributes)
-    headers = (
-        provenance_headers(
-            source="sqs",
-            source_id=queue_url,
-            source_message_id=message_id,
-            received_at_ms=received_at_ms,
-            tenant=tenant,
-        )
-        + extra[:2]
-        + legacy_headers(attributes)
-        + extra[2:]
-    )
-    return _staged_or_too_large(
-        payload,
-        headers,
-        tenant=tenant,
-        source_id=queue_url,
-        message_id=message_id,
-        max_bytes=config.max_message_bytes,
-    )
+    return origin.staged(payload, origin.headers(tenant) + sns + legacy_headers(attributes) + own, tenant)
 
 
 def land_pubsub(
@@ -512,43 +499,18 @@ def land_pubsub(
     Never raises: a message that cannot be landed is a dead letter.
     """
     payload = bytes(data or b"")
+    origin = _Origin(
+        "pubsub", subscription_path, printable(str(message_id)), received_at_ms, config.max_message_bytes
+    )
     try:
         _text(message_id, "Pub/Sub message id")
         attrs = pubsub_attributes(attributes)
     except Exception as exc:  # noqa: BLE001 - whatever the message holds, it becomes one dead letter
-        shown_id = printable(str(message_id))
-        return dead_letter(
-            original=payload,
-            headers=provenance_headers(
-                source="pubsub",
-                source_id=subscription_path,
-                source_message_id=shown_id,
-                received_at_ms=received_at_ms,
-                tenant=None,
-            )
-            + legacy_headers(escaped_pubsub_attributes(attributes)),
-            tenant=None,
-            source_id=subscription_path,
-            source_message_id=shown_id,
-            reason=REASON_INVALID_TEXT if isinstance(exc, InvalidText) else REASON_UNLANDABLE,
-            error=_error_text(exc),
-            max_bytes=config.max_message_bytes,
+        reason, error = _unlandable(exc)
+        return origin.letter(
+            payload, escaped_pubsub_attributes(attributes), tenant=None, reason=reason, error=error
         )
     tenant = derive_tenant(
         config, source_name=subscription_name_from_path(subscription_path), topic_arn=None, attributes=attrs
     )
-    headers = provenance_headers(
-        source="pubsub",
-        source_id=subscription_path,
-        source_message_id=message_id,
-        received_at_ms=received_at_ms,
-        tenant=tenant,
-    ) + legacy_headers(attrs)
-    return _staged_or_too_large(
-        payload,
-        headers,
-        tenant=tenant,
-        source_id=subscription_path,
-        message_id=message_id,
-        max_bytes=config.max_message_bytes,
-    )
+    return origin.staged(payload, origin.headers(tenant) + legacy_headers(attrs), tenant)

@@ -1,7 +1,8 @@
-"""Runs the SQS and Pub/Sub adapters side by side on one event loop, with one shared in-flight cap.
+"""Runs the configured sources (SQS, Pub/Sub, any other adapter) side by side, with one shared in-flight cap.
 
 Framework-free (plain asyncio), so the worker's service, the benchmark and in-process tests run the same
-code. The worker wraps it in :class:`app.ingest.service.IngestService`.
+code. Each adapter runs in its own :class:`~app.ingest.driver.IngestDriver`; the worker wraps the runner
+in :class:`app.ingest.service.IngestService`.
 """
 
 from __future__ import annotations
@@ -9,11 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
+from typing import Any
 
+from app.ingest.driver import IngestDriver
 from app.ingest.flow import InFlightLimiter
-from app.ingest.pubsub import PubSubConfig, PubSubIngester
+from app.ingest.port import SourcePort
+from app.ingest.pubsub import PubSubAdapter, PubSubConfig
 from app.ingest.sink import Sink
-from app.ingest.sqs import SqsConfig, SqsIngester
+from app.ingest.sqs import SqsAdapter, SqsConfig
 from app.ingest.stats import IngestStats, registry
 from app.settings import Settings
 
@@ -22,7 +27,7 @@ SUMMARY_INTERVAL_SECONDS = 30.0
 
 
 class IngestRunner:
-    """Both adapters plus the periodic one-line summary; ``run`` until cancelled."""
+    """Every configured source plus the periodic one-line summary; ``run`` until cancelled."""
 
     def __init__(
         self,
@@ -33,12 +38,20 @@ class IngestRunner:
         max_in_flight: int,
         stats: IngestStats = registry,
         summary_interval: float = SUMMARY_INTERVAL_SECONDS,
+        adapters: Sequence[SourcePort[Any]] = (),
     ) -> None:
         self.limiter = InFlightLimiter(max_in_flight)
         self.stats = stats
         self.summary_interval = summary_interval
-        self.sqs = SqsIngester(sqs, sink, self.limiter, stats) if sqs else None
-        self.pubsub = PubSubIngester(pubsub, sink, self.limiter, stats) if pubsub else None
+        ports: list[SourcePort[Any]] = []
+        if sqs is not None:
+            ports.append(SqsAdapter(sqs))
+        if pubsub is not None:
+            ports.append(PubSubAdapter(pubsub))
+        ports.extend(adapters)
+        self.drivers: list[IngestDriver[Any]] = [
+            IngestDriver(port, sink, self.limiter, stats) for port in ports
+        ]
 
     @classmethod
     def from_settings(cls, settings: Settings, sink: Sink, stats: IngestStats = registry) -> IngestRunner:
@@ -52,12 +65,10 @@ class IngestRunner:
         )
 
     async def run(self) -> None:
-        """Run the adapters and the summary log until cancelled."""
+        """Run the sources and the summary log until cancelled."""
         tasks = [asyncio.create_task(self._summarise(), name="ingest-summary")]
-        if self.sqs is not None:
-            tasks.append(asyncio.create_task(self.sqs.run(), name="ingest-sqs"))
-        if self.pubsub is not None:
-            tasks.append(asyncio.create_task(self.pubsub.run(), name="ingest-pubsub"))
+        for driver in self.drivers:
+            tasks.append(asyncio.create_task(driver.run(), name=f"ingest-{driver.port.kind}"))
         try:
             await asyncio.gather(*tasks)
         finally:

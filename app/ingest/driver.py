@@ -1,0 +1,355 @@
+"""The one ingestion driver: runs every source of one :class:`~app.ingest.port.SourcePort` adapter.
+
+* Discovery: ``port.discover()`` every ``discovery_interval``; a new source is scheduled, a vanished one
+  (or one whose receive raised :class:`~app.ingest.port.SourceGone`) is dropped; queue depths refreshed.
+* Scheduling (``Schedule.pullers``): 0 = one task per source (SQS long polls); N = a bounded pool of N
+  tasks taking sources in turn from a ready queue (Pub/Sub immediate pulls, an idle source holds no
+  task). Either way a receive first takes slots from the shared :class:`~app.ingest.flow.InFlightLimiter`
+  and the next receive of a source waits as :func:`next_turn` says (idle / error back-off).
+* Each received batch is landed in its own task: ``port.land`` per message, one :class:`Sink` write,
+  then ``acknowledge`` for what Kafka acknowledged and ``release`` (after ``retry_delay``) for the rest.
+  A batch task never raises; the messages of a batch that failed come back from the source.
+* Messages in flight are extended at half of their current deadline (the source's own first).
+* Shutdown: stop receiving, let batches in flight finish (at most ``shutdown_grace``), then stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from app.ingest.flow import InFlightLimiter
+from app.ingest.landing import DeadLetter, Landing
+from app.ingest.port import M, Received, Report, Schedule, Source, SourceGone, SourcePort
+from app.ingest.sink import Sink
+from app.ingest.stats import IngestStats, SourceStats, registry
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+IDLE_BACKOFF_FIRST = 0.05
+ERROR_BACKOFF_FIRST = 1.0
+CRASH_DELAY = 1.0
+DEPTH_CALLS_AT_ONCE = 32
+
+
+def chunks(items: Sequence[T], size: int) -> list[list[T]]:
+    """``items`` in consecutive lists of at most ``size``."""
+    if size < 1:
+        raise ValueError("chunk size must be at least 1")
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+class Outcome(enum.Enum):
+    """How one receive turn of a source ended."""
+
+    RECEIVED = "received"  # messages came
+    EMPTY = "empty"  # nothing waiting
+    FAILED = "failed"  # the source answered with an error
+    CRASHED = "crashed"  # a bug in the turn itself
+    GONE = "gone"  # the source no longer exists
+
+
+@dataclass(frozen=True)
+class Pace:
+    """A source's back-off state (seconds): after empty receives, after failed ones."""
+
+    idle: float = 0.0
+    error: float = 0.0
+
+
+def next_turn(pace: Pace, outcome: Outcome, schedule: Schedule) -> tuple[float | None, Pace]:
+    """The delay before the source's next receive (None: no next one) and its new back-off state.
+
+    Messages: at once. Empty: 50 ms doubling up to ``idle_backoff_max`` (0 = at once, for long polls).
+    Failed: 1 s doubling up to ``error_backoff_max``. A successful receive resets the error back-off,
+    messages reset the idle one. Crashed: 1 s, back-offs kept. Gone: never.
+    """
+    if outcome is Outcome.RECEIVED:
+        return 0.0, Pace()
+    if outcome is Outcome.EMPTY:
+        idle = min(max(IDLE_BACKOFF_FIRST, pace.idle * 2), schedule.idle_backoff_max)
+        return idle, Pace(idle, 0.0)
+    if outcome is Outcome.FAILED:
+        error = min(max(ERROR_BACKOFF_FIRST, pace.error * 2), schedule.error_backoff_max)
+        return error, Pace(pace.idle, error)
+    if outcome is Outcome.CRASHED:
+        return CRASH_DELAY, pace
+    return None, pace
+
+
+@dataclass
+class InFlight:
+    """A received message not yet acknowledged or released."""
+
+    message_id: str
+    deadline: float  # seconds granted at the receive / last extension
+    extended: float  # monotonic time of the receive / last extension
+
+
+@dataclass
+class SourceState:
+    """One source being ingested."""
+
+    source: Source
+    stats: SourceStats
+    generation: int
+    in_flight: dict[str, InFlight] = field(default_factory=dict)  # by handle
+    pace: Pace = Pace()
+    task: asyncio.Task[None] | None = None  # its receive loop (one task per source only)
+
+
+class IngestDriver(Generic[M]):
+    """Lands every source of one adapter in staging; ``run`` until cancelled."""
+
+    def __init__(
+        self, port: SourcePort[M], sink: Sink, limiter: InFlightLimiter, stats: IngestStats = registry
+    ) -> None:
+        self.port = port
+        self.schedule = port.schedule
+        self.sink = sink
+        self.limiter = limiter
+        self.stats = stats
+        self.sources: dict[str, SourceState] = {}
+        self._generation = 0
+        self._ready: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        self._receive_slots = asyncio.Semaphore(max(1, self.schedule.receive_slots))
+        self._batches: set[asyncio.Task[None]] = set()
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Discover and receive until cancelled; on cancellation finish in-flight batches (bounded), stop."""
+        kind = self.port.kind
+        async with self.port.connect():
+            pullers = [
+                asyncio.create_task(self._puller(), name=f"{kind}-pull-{i}")
+                for i in range(self.schedule.pullers)
+            ]
+            extender = asyncio.create_task(self._extend_loop(), name=f"{kind}-extend")
+            try:
+                while True:
+                    try:
+                        await self.discover()
+                    except Exception as exc:  # noqa: BLE001 - keep the current set, try again later
+                        log.warning("%s discovery failed: %s", self.port.label, exc)
+                    await asyncio.sleep(self.schedule.discovery_interval)
+            finally:
+                await self._shutdown(pullers, extender)
+
+    async def _shutdown(self, pullers: list[asyncio.Task[None]], extender: asyncio.Task[None]) -> None:
+        receivers = pullers + [s.task for s in self.sources.values() if s.task is not None]
+        for task in receivers:
+            task.cancel()
+        await asyncio.gather(*receivers, return_exceptions=True)
+        batches = list(self._batches)
+        if batches:
+            _done, pending = await asyncio.wait(batches, timeout=self.schedule.shutdown_grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*batches, return_exceptions=True)
+        extender.cancel()
+        await asyncio.gather(extender, return_exceptions=True)
+
+    # --- discovery ---------------------------------------------------------------------------------
+    async def discover(self) -> set[str]:
+        """Schedule new sources, drop vanished ones, refresh what the listing says and queue depths."""
+        found = {source.source_id: source for source in await self.port.discover()}
+        for source_id in found.keys() - self.sources.keys():
+            self._add(found[source_id])
+        for source_id in self.sources.keys() - found.keys():
+            self._drop(source_id, "no longer listed")
+        for source_id, source in found.items():
+            self.sources[source_id].source = source
+        await self._refresh_depths()
+        return set(found)
+
+    def _add(self, source: Source) -> None:
+        self._generation += 1
+        stats = self.stats.source(self.port.kind, source.source_id, source.name, source.tenant)
+        state = SourceState(source, stats, self._generation)
+        self.sources[source.source_id] = state
+        if self.schedule.pullers:
+            self._ready.put_nowait((source.source_id, state.generation))
+        else:
+            state.task = asyncio.create_task(
+                self._receive_loop(state), name=f"{self.port.kind}-receive-{source.name}"
+            )
+        log.info("%s: ingesting %s", self.port.label, source.name)
+
+    def _drop(self, source_id: str, why: str) -> None:
+        state = self.sources.pop(source_id, None)
+        if state is None:
+            return
+        if state.task is not None and state.task is not asyncio.current_task():
+            state.task.cancel()
+        self.stats.retire(self.port.kind, source_id)
+        log.info("%s: stopped ingesting %s (%s)", self.port.label, state.source.name, why)
+
+    async def _refresh_depths(self) -> None:
+        slots = asyncio.Semaphore(DEPTH_CALLS_AT_ONCE)
+
+        async def refresh(state: SourceState) -> None:
+            async with slots:
+                try:
+                    depth = await self.port.depth(state.source)
+                except Exception as exc:  # noqa: BLE001 - depth is informative only
+                    state.stats.last_error = f"depth: {exc}"
+                    return
+            if depth is not None:
+                state.stats.queue_depth = depth
+
+        await asyncio.gather(*(refresh(state) for state in list(self.sources.values())))
+
+    # --- scheduling --------------------------------------------------------------------------------
+    async def _receive_loop(self, state: SourceState) -> None:
+        """One task per source: receive, wait as :func:`next_turn` says, until dropped or cancelled."""
+        while self.sources.get(state.source.source_id) is state:
+            delay = await self._take_turn(state)
+            if delay is None:
+                return
+            if delay > 0:
+                await asyncio.sleep(delay)
+
+    async def _puller(self) -> None:
+        """One of the pool: take the next source whose turn it is, receive once, put it back in turn."""
+        while True:
+            source_id, generation = await self._ready.get()
+            state = self.sources.get(source_id)
+            if state is None or state.generation != generation:
+                continue  # dropped (or re-added under a new token) meanwhile
+            delay = await self._take_turn(state)
+            if delay is not None and self.sources.get(source_id) is state:
+                token = (source_id, generation)
+                if delay <= 0:
+                    self._ready.put_nowait(token)
+                else:
+                    asyncio.get_running_loop().call_later(delay, self._ready.put_nowait, token)
+
+    async def _take_turn(self, state: SourceState) -> float | None:
+        """Receive once from one source; the delay before its next turn (None: it is gone)."""
+        try:
+            outcome = await self._turn(state)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            state.stats.errors += 1
+            state.stats.last_error = f"receiver: {exc!r}"
+            log.exception("%s: a turn for %s failed; next turn in 1 s", self.port.label, state.source.name)
+            outcome = Outcome.CRASHED
+        delay, state.pace = next_turn(state.pace, outcome, self.schedule)
+        return delay
+
+    async def _turn(self, state: SourceState) -> Outcome:
+        source = state.source
+        granted = await self.limiter.acquire(self.schedule.max_messages)
+        try:
+            async with self._receive_slots:
+                messages = await self.port.receive(source, granted)
+        except asyncio.CancelledError:
+            self.limiter.release(granted)
+            raise
+        except Exception as exc:  # noqa: BLE001 - a receiver survives source errors
+            self.limiter.release(granted)
+            state.stats.errors += 1
+            state.stats.last_error = f"receive: {exc.__cause__ or exc!r}"
+            if isinstance(exc, SourceGone):
+                self._drop(source.source_id, "deleted")
+                return Outcome.GONE
+            log.warning("%s receive from %s failed (backing off): %r", self.port.label, source.name, exc)
+            return Outcome.FAILED
+        self.limiter.release(granted - len(messages))
+        if not messages:
+            return Outcome.EMPTY
+        self._track(state, messages)
+        task = asyncio.create_task(self._land(state, messages))
+        self._batches.add(task)
+        task.add_done_callback(self._batches.discard)
+        return Outcome.RECEIVED
+
+    # --- in flight ---------------------------------------------------------------------------------
+    def _track(self, state: SourceState, messages: list[Received[M]]) -> None:
+        now = time.monotonic()
+        stats = state.stats
+        stats.received += len(messages)
+        stats.last_received_at = time.time()
+        deadline = float(state.source.ack_deadline)
+        for message in messages:
+            state.in_flight[message.handle] = InFlight(message.message_id, deadline, now)
+            if message.receive_count > 1:
+                stats.redelivered += 1
+        stats.in_flight = len(state.in_flight)
+
+    async def _land(self, state: SourceState, messages: list[Received[M]]) -> None:
+        """Write one received batch to Kafka, then acknowledge what Kafka acknowledged; release the rest."""
+        handles = [m.handle for m in messages]
+        source = state.source
+        try:
+            received_at_ms = int(time.time() * 1000)
+            landings: list[Landing] = [self.port.land(source, m, received_at_ms) for m in messages]
+            results = await self.sink.write(landings)
+            dead = [isinstance(landing, DeadLetter) for landing in landings]
+            durable, failed = state.stats.record_writes(handles, dead, results)
+            if durable:
+                # not ``acknowledged += await ...``: that would read the counter before the await
+                acknowledged = await self._settle(
+                    state, durable, lambda chunk: self.port.acknowledge(source, chunk)
+                )
+                state.stats.acknowledged += acknowledged
+            if failed:
+                delay = self.schedule.retry_delay
+                await self._settle(state, failed, lambda chunk: self.port.release(source, chunk, delay))
+        except Exception as exc:  # noqa: BLE001 - never a task dying unseen; the messages come back
+            state.stats.errors += 1
+            state.stats.last_error = f"land: {exc!r}"
+            log.exception(
+                "%s: landing a batch from %s failed; its messages will be received again",
+                self.port.label,
+                source.name,
+            )
+        finally:
+            for handle in handles:
+                state.in_flight.pop(handle, None)
+            state.stats.in_flight = len(state.in_flight)
+            self.limiter.release(len(handles))
+
+    async def _settle(
+        self, state: SourceState, handles: list[str], call: Callable[[list[str]], Awaitable[Report]]
+    ) -> int:
+        """``call`` per chunk of ``batch_limit`` handles, errors counted; how many the source confirmed."""
+        done = 0
+        for chunk in chunks(handles, self.schedule.batch_limit):
+            report = await call(chunk)
+            done += report.done
+            if report.errors:
+                state.stats.errors += report.errors
+                state.stats.last_error = report.last_error
+        return done
+
+    async def _extend_loop(self) -> None:
+        """Every ``extend_every``, extend the messages in flight for half of their deadline or longer."""
+        seconds = self.schedule.deadline
+        while True:
+            await asyncio.sleep(self.schedule.extend_every)
+            now = time.monotonic()
+            work = []
+            for state in list(self.sources.values()):
+                due = [h for h, f in state.in_flight.items() if now - f.extended >= f.deadline / 2]
+                if not due:
+                    continue
+                for handle in due:
+                    message = state.in_flight[handle]
+                    message.extended, message.deadline = now, float(seconds)
+                work.append(self._extend(state, due, seconds))
+            if work:
+                with contextlib.suppress(Exception):
+                    await asyncio.gather(*work)
+
+    async def _extend(self, state: SourceState, handles: list[str], seconds: int) -> None:
+        source = state.source
+        await self._settle(state, handles, lambda chunk: self.port.extend(source, chunk, seconds))
