@@ -72,6 +72,7 @@ from app.state.facts import (
     FactKind,
     conversation_key,
 )
+from app.state.stamped import Stamped, insert_once, read_int, read_stamped, read_text, time_of
 
 FORMAT_VERSION = 1
 """Version of :meth:`ConversationState.to_json`'s layout (``"v"``)."""
@@ -91,7 +92,6 @@ _LIFECYCLE_OP = {FactKind.CREATED: "c", FactKind.DEACTIVATED: "d", FactKind.REAC
 _MEMBER_OP = {FactKind.MEMBER_JOINED: "j", FactKind.MEMBER_LEFT: "l", FactKind.ROLE_CHANGED: "r"}
 _HOLD_OP = {FactKind.LEGAL_HOLD_SET: "s", FactKind.LEGAL_HOLD_RELEASED: "r"}
 
-Stamped = tuple[int, str, str]
 """(event time ms, event id, value or op code)."""
 MemberFact = tuple[int, str, str, str, str]
 """(event time ms, event id, op "j" | "l" | "r", role given / new role, old role)."""
@@ -233,7 +233,7 @@ class ConversationState:
         if self._last_event_ms is None or fact.time_ms > self._last_event_ms:
             self._last_event_ms, changed = fact.time_ms, True
         if kind in LIFECYCLE_KINDS:
-            changed |= _insert(self._lifecycle, (fact.time_ms, fact.event_id, _LIFECYCLE_OP[kind]))
+            changed |= insert_once(self._lifecycle, (fact.time_ms, fact.event_id, _LIFECYCLE_OP[kind]))
             if kind is FactKind.CREATED:
                 origin = (fact.time_ms, fact.event_id, fact.actor_user_id, fact.external, fact.public)
                 if self._origin is None or origin < self._origin:
@@ -245,7 +245,7 @@ class ConversationState:
         if kind in MEMBERSHIP_KINDS:
             member_fact = (fact.time_ms, fact.event_id, _MEMBER_OP[kind], fact.role, fact.old_role)
             facts = self._members.setdefault(fact.user_id, [])
-            if _insert(facts, member_fact):
+            if insert_once(facts, member_fact):
                 self._intervals.pop(fact.user_id, None)
                 changed = True
         if kind in COUNTED_KINDS:
@@ -261,7 +261,7 @@ class ConversationState:
                 changed = True
         if kind in HOLD_KINDS:
             hold = self._holds.setdefault(fact.hold_id, [])
-            changed |= _insert(hold, (fact.time_ms, fact.event_id, _HOLD_OP[kind]))
+            changed |= insert_once(hold, (fact.time_ms, fact.event_id, _HOLD_OP[kind]))
         return changed
 
     def apply_all(self, facts: Iterable[Fact]) -> bool:
@@ -386,7 +386,7 @@ class ConversationState:
         """Whether the conversation was active at ``t_ms`` (see the module docstring)."""
         if not self._lifecycle:
             return True
-        i = bisect.bisect_right(self._lifecycle, t_ms, key=_time)
+        i = bisect.bisect_right(self._lifecycle, t_ms, key=time_of)
         if i == 0:
             return self._lifecycle[0][2] == "d"
         return self._lifecycle[i - 1][2] != "d"
@@ -410,7 +410,7 @@ class ConversationState:
         """Ids of the legal holds on the conversation at ``t_ms`` (latest set/release at or before it)."""
         held = set()
         for hold_id, facts in self._holds.items():
-            i = bisect.bisect_right(facts, t_ms, key=_time)
+            i = bisect.bisect_right(facts, t_ms, key=time_of)
             if i and facts[i - 1][2] == "s":
                 held.add(hold_id)
         return frozenset(held)
@@ -460,26 +460,32 @@ class ConversationState:
             doc = json.loads(data)
             if doc["v"] != FORMAT_VERSION:
                 raise ValueError(f"conversation state format {doc['v']!r}, expected {FORMAT_VERSION}")
-            state = cls(_text(doc["t"]), _text(doc["c"]), window=window)
-            state._lifecycle = sorted(_stamped(item) for item in doc["lc"])
+            state = cls(read_text(doc["t"]), read_text(doc["c"]), window=window)
+            state._lifecycle = sorted(read_stamped(item) for item in doc["lc"])
             if doc["o"] is not None:
                 time_ms, event_id, creator, external, public = doc["o"]
-                state._origin = (_int(time_ms), _text(event_id), _text(creator), bool(external), bool(public))
-            state._name = _stamped(doc["n"]) if doc["n"] is not None else None
+                state._origin = (
+                    read_int(time_ms),
+                    read_text(event_id),
+                    read_text(creator),
+                    bool(external),
+                    bool(public),
+                )
+            state._name = read_stamped(doc["n"]) if doc["n"] is not None else None
             state._members = {
-                _text(user_id): sorted(_member_fact(item) for item in facts)
+                read_text(user_id): sorted(_member_fact(item) for item in facts)
                 for user_id, facts in doc["m"].items()
             }
-            state._participants = {_text(user_id) for user_id in doc["p"]}
+            state._participants = {read_text(user_id) for user_id in doc["p"]}
             counters = doc["k"]
-            state._counters = {name: _int(counters.get(name, 0)) for name in COUNTER_NAMES}
-            recent = sorted((_int(t), _text(e)) for t, e in doc["w"])[-window:]
+            state._counters = {name: read_int(counters.get(name, 0)) for name in COUNTER_NAMES}
+            recent = sorted((read_int(t), read_text(e)) for t, e in doc["w"])[-window:]
             state._recent, state._recent_ids = recent, {e for _, e in recent}
             state._holds = {
-                _text(hold_id): sorted(_stamped(item) for item in facts)
+                read_text(hold_id): sorted(read_stamped(item) for item in facts)
                 for hold_id, facts in doc["h"].items()
             }
-            state._last_event_ms = _int(doc["le"]) if doc["le"] is not None else None
+            state._last_event_ms = read_int(doc["le"]) if doc["le"] is not None else None
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a conversation state: {exc!r}") from exc
         return state
@@ -499,36 +505,6 @@ class ConversationState:
 _CONVERSATION_KINDS = LIFECYCLE_KINDS | MEMBERSHIP_KINDS | COUNTED_KINDS | HOLD_KINDS | {FactKind.UPDATED}
 
 
-def _time(item: Stamped) -> int:
-    return item[0]
-
-
-def _insert(items: list[Any], item: tuple[Any, ...]) -> bool:
-    """Inserts ``item`` in order unless an item with its event id (index 1) is there; True when inserted."""
-    event_id = item[1]
-    if any(existing[1] == event_id for existing in items):
-        return False
-    bisect.insort(items, item)
-    return True
-
-
-def _int(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"expected an integer, got {value!r}")
-    return value
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"expected a string, got {type(value).__name__}")
-    return value
-
-
-def _stamped(value: Any) -> Stamped:
-    time_ms, event_id, text = value
-    return _int(time_ms), _text(event_id), _text(text)
-
-
 def _member_fact(value: Any) -> MemberFact:
     time_ms, event_id, op, role, old_role = value
-    return _int(time_ms), _text(event_id), _text(op), _text(role), _text(old_role)
+    return read_int(time_ms), read_text(event_id), read_text(op), read_text(role), read_text(old_role)

@@ -28,16 +28,16 @@ from __future__ import annotations
 import bisect
 import json
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Protocol
 
 from app.state.facts import USER_KINDS, Fact, FactKind, user_key
+from app.state.stamped import Stamped, insert_once, read_stamped, read_text, time_of
 
 FORMAT_VERSION = 1
 """Version of :meth:`UserRecord.to_json`'s layout (``"v"``)."""
 
 _CREATED, _DEACTIVATED = "c", "d"
 
-Stamped = tuple[int, str, str]
 """(event time ms, event id, value): one value a fact gave, with the fact's place in event time."""
 
 
@@ -81,7 +81,7 @@ class UserRecord:
         changed = False
         if fact.kind in (FactKind.USER_CREATED, FactKind.USER_DEACTIVATED):
             op = _CREATED if fact.kind is FactKind.USER_CREATED else _DEACTIVATED
-            changed |= _insert(self._lifecycle, (fact.time_ms, fact.event_id, op))
+            changed |= insert_once(self._lifecycle, (fact.time_ms, fact.event_id, op))
         if fact.kind is not FactKind.USER_DEACTIVATED:
             if fact.display_name:
                 stamped = (fact.time_ms, fact.event_id, fact.display_name)
@@ -92,7 +92,7 @@ class UserRecord:
                 if self._email is None or stamped > self._email:
                     self._email, changed = stamped, True
             if fact.business_unit:
-                changed |= _insert(self._units, (fact.time_ms, fact.event_id, fact.business_unit))
+                changed |= insert_once(self._units, (fact.time_ms, fact.event_id, fact.business_unit))
         return changed
 
     def apply_all(self, facts: Iterable[Fact]) -> bool:
@@ -123,7 +123,7 @@ class UserRecord:
         """Whether the user was active at ``t_ms`` (see the module docstring)."""
         if not self._lifecycle:
             return True
-        i = bisect.bisect_right(self._lifecycle, t_ms, key=_time)
+        i = bisect.bisect_right(self._lifecycle, t_ms, key=time_of)
         if i == 0:
             return self._lifecycle[0][2] == _DEACTIVATED
         return self._lifecycle[i - 1][2] != _DEACTIVATED
@@ -137,7 +137,7 @@ class UserRecord:
         """The unit in force at ``t_ms``: the latest change at or before it, else the earliest known one."""
         if not self._units:
             return None
-        i = bisect.bisect_right(self._units, t_ms, key=_time)
+        i = bisect.bisect_right(self._units, t_ms, key=time_of)
         return self._units[max(i - 1, 0)][2]
 
     def business_unit_history(self) -> list[tuple[int, str]]:
@@ -166,11 +166,11 @@ class UserRecord:
             doc = json.loads(data)
             if doc["v"] != FORMAT_VERSION:
                 raise ValueError(f"user record format {doc['v']!r}, expected {FORMAT_VERSION}")
-            record = cls(_text(doc["t"]), _text(doc["u"]))
-            record._display = _stamped(doc["dn"]) if doc["dn"] is not None else None
-            record._email = _stamped(doc["em"]) if doc["em"] is not None else None
-            record._lifecycle = sorted(_stamped(item) for item in doc["lc"])
-            record._units = sorted(_stamped(item) for item in doc["bu"])
+            record = cls(read_text(doc["t"]), read_text(doc["u"]))
+            record._display = read_stamped(doc["dn"]) if doc["dn"] is not None else None
+            record._email = read_stamped(doc["em"]) if doc["em"] is not None else None
+            record._lifecycle = sorted(read_stamped(item) for item in doc["lc"])
+            record._units = sorted(read_stamped(item) for item in doc["bu"])
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"not a user record: {exc!r}") from exc
         return record
@@ -212,29 +212,3 @@ class DictDirectory:
         if record is None:
             record = self.records[key] = UserRecord(fact.tenant, fact.user_id)
         return record.apply(fact)
-
-
-def _time(item: Stamped) -> int:
-    return item[0]
-
-
-def _insert(items: list[Stamped], item: Stamped) -> bool:
-    """Inserts ``item`` in order unless a fact with its event id is there; True when inserted."""
-    event_id = item[1]
-    if any(existing[1] == event_id for existing in items):
-        return False
-    bisect.insort(items, item)
-    return True
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"expected a string, got {type(value).__name__}")
-    return value
-
-
-def _stamped(value: Any) -> Stamped:
-    time_ms, event_id, text = value
-    if not isinstance(time_ms, int) or isinstance(time_ms, bool):
-        raise TypeError(f"expected an integer time, got {time_ms!r}")
-    return time_ms, _text(event_id), _text(text)
