@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from agents import ingest, normalize
+from agents import ingest, normalize, state
 
 if TYPE_CHECKING:
     from app.faust_app import CarryoverApp
@@ -17,4 +17,5 @@ if TYPE_CHECKING:
 ROLES: dict[str, Callable[[CarryoverApp], None]] = {
     "ingest": ingest.register,
     "normalize": normalize.register,
+    "state": state.register,
 }

@@ -100,6 +100,8 @@ class CarryoverApp(faust.App):
         options: dict[str, Any] = {
             "broker": settings.broker,
             "store": settings.store,
+            "table_standby_replicas": settings.standby_replicas,
+            "stream_recovery_delay": settings.recovery_delay_seconds,
             "datadir": str(settings.data_dir),
             "web_host": settings.web_host,
             "web_port": settings.web_port,
@@ -120,6 +122,8 @@ class CarryoverApp(faust.App):
         options.update(overrides)
         super().__init__(settings.app_id, **options)
         self.streams = StreamTopics(self, settings)
+        self.readiness_checks: list[Callable[[], str | None]] = []
+        """Extra readiness checks of the roles: each returns why the worker is not ready, or None."""
 
     async def on_first_start(self) -> None:
         """Create the catalog's topics (catalog partitions and configs) before any agent or source writes.
@@ -163,6 +167,18 @@ class StreamTopics:
         self.staging = declare(topic_names.STAGING)
         self.dead_letters = declare(topic_names.DEAD_LETTERS)
         self.canonical = {name: declare(name) for name in topic_names.CANONICAL}
+        self.conversation_events = declare(topic_names.CONVERSATION_EVENTS)
+        sources = [catalog.topics[name] for name in topic_names.CONVERSATION_SOURCES]
+        self.conversation_sources = app.topic(
+            *(settings.topic_prefix + spec.name for spec in sources),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=sources[0].partitions,
+            replicas=settings.topic_replicas,
+        )
+        """The canonical topics of conversations as one stream (the state stage's route agent reads it)."""
 
 
 def create_app(settings: Settings) -> CarryoverApp:

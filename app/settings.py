@@ -15,8 +15,8 @@ from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
-ROLES: tuple[str, ...] = ("ingest", "normalize")
-"""Roles a worker can run (agents.ROLES registers each); state, archive, webhooks come with their issues."""
+ROLES: tuple[str, ...] = ("ingest", "normalize", "state")
+"""Roles a worker can run (agents.ROLES registers each); archive and webhooks come with their issues."""
 RECORD_FRAMING_BYTES = 1024
 """Kafka's own framing of one record inside a request (batch header, varints): a safe upper bound."""
 RECORD_HEADROOM_BYTES = 8192 + RECORD_FRAMING_BYTES
@@ -68,9 +68,12 @@ class Setting(Generic[T]):
             raise SettingsError(f"{self.env}={raw!r} is not valid: {exc}") from None
 
 
-def setting(env: str, default: T, doc: str, parse: Callable[[str], T]) -> Any:
-    """Declare a field of :class:`Settings` backed by the environment variable ``env``."""
-    return field(default=default, metadata={"setting": Setting(env, default, doc, parse)})
+def setting(env: str, default: T, doc: str, parse: Callable[[str], T], *, secret: bool = False) -> Any:
+    """Declare a field of :class:`Settings` backed by the environment variable ``env``.
+
+    A ``secret`` setting is left out of the settings' ``repr`` (so out of logs and tracebacks).
+    """
+    return field(default=default, metadata={"setting": Setting(env, default, doc, parse)}, repr=not secret)
 
 
 @dataclass(frozen=True)
@@ -131,14 +134,54 @@ class Settings:
     roles: tuple[str, ...] = setting(
         "CARRYOVER_ROLES",
         ROLES,
-        "Comma separated roles this worker runs: ingest, normalize.",
+        "Comma separated roles this worker runs: ingest, normalize, state.",
         _roles,
     )
     data_dir: Path = setting(
         "CARRYOVER_DATA_DIR", Path("var/worker"), "Faust data directory (table stores, offsets).", Path
     )
     store: str = setting(
-        "CARRYOVER_STORE", "memory://", "Faust table store: memory:// or rocksdb:// (production).", str
+        "CARRYOVER_STORE",
+        "rocksdb://",
+        "Faust table store: rocksdb:// (production: tables on disk, recovery resumes from the local copy) "
+        "or memory:// (tests and demos: every restart re-reads the changelogs).",
+        str,
+    )
+    standby_replicas: int = setting(
+        "CARRYOVER_STANDBY_REPLICAS",
+        1,
+        "Standby copies of each table partition kept up to date on other workers; a failover then "
+        "recovers from the standby's copy instead of re-reading the changelog (needs rocksdb://).",
+        int,
+    )
+    recovery_delay_seconds: float = setting(
+        "CARRYOVER_RECOVERY_DELAY_SECONDS",
+        3.0,
+        "Pause after a rebalance before tables recover and agents resume (lets a rolling restart "
+        "settle into one rebalance instead of many).",
+        float,
+    )
+    rocksdb_block_cache_mib: int = setting(
+        "CARRYOVER_ROCKSDB_BLOCK_CACHE_MIB",
+        64,
+        "RocksDB block cache per table partition, MiB (Faust's default is 2 GiB per partition).",
+        int,
+    )
+    state_dedupe_window: int = setting(
+        "CARRYOVER_STATE_DEDUPE_WINDOW",
+        256,
+        "Event ids of the most recent counted events (messages, edits, reactions, suppressions) each "
+        "conversation remembers to count a re-sent event once; each id costs ~45 bytes in every write "
+        "of the conversation's state (README: per-conversation state).",
+        int,
+    )
+    admin_token: str = setting(
+        "CARRYOVER_ADMIN_TOKEN",
+        "",
+        "Bearer token of the admin views (/state/...): `Authorization: Bearer <token>`. Empty: those "
+        "views answer 503 until one is set. Never logged.",
+        str,
+        secret=True,
     )
     web_host: str = setting("CARRYOVER_WEB_HOST", "127.0.0.1", "Host the worker's web server binds.", str)
     web_port: int = setting("CARRYOVER_WEB_PORT", 6066, "Port of the worker's web server (lag page).", int)
@@ -249,6 +292,10 @@ class Settings:
     stack_pubsub_port: int = setting("CARRYOVER_STACK_PUBSUB_PORT", 18085, "Pub/Sub emulator port.", int)
 
     def __post_init__(self) -> None:
+        if self.standby_replicas < 0:
+            raise SettingsError(f"CARRYOVER_STANDBY_REPLICAS={self.standby_replicas}: use 0 or more")
+        if self.state_dedupe_window < 1:
+            raise SettingsError(f"CARRYOVER_STATE_DEDUPE_WINDOW={self.state_dedupe_window}: use 1 or more")
         headroom = self.kafka_max_record_bytes - self.max_message_bytes
         if headroom < RECORD_HEADROOM_BYTES:
             raise SettingsError(

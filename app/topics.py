@@ -13,6 +13,10 @@ MESSAGES = "collaboration.messages.v1"
 USERS = "identity.users.v1"
 COMPLIANCE = "compliance.actions.v1"
 WEBHOOK_DELIVERIES = "webhooks.deliveries.v1"
+CONVERSATION_EVENTS = "carryover.state.conversation-events.v1"
+"""Canonical events of conversations, keyed by (tenant, conversation): the state stage's input."""
 DEAD_LETTERS = "carryover.dlq.v1"
 CANONICAL = (CONVERSATIONS, MESSAGES, USERS, COMPLIANCE)
 """The canonical topics, one per bounded context's stream, in the catalog's order."""
+CONVERSATION_SOURCES = (CONVERSATIONS, MESSAGES, COMPLIANCE)
+"""Canonical topics whose events belong to a conversation (repartitioned into CONVERSATION_EVENTS)."""

@@ -26,6 +26,8 @@ class WorkerState:
     assigned: bool
     rebalancing: bool
     recovering: bool
+    waiting_for: tuple[str, ...] = ()
+    """What the roles' own readiness checks still wait for (e.g. the user directory catching up)."""
 
 
 def readiness_failures(state: WorkerState) -> list[str]:
@@ -39,6 +41,7 @@ def readiness_failures(state: WorkerState) -> list[str]:
         failures.append("consumer group rebalancing")
     if state.recovering:
         failures.append("tables recovering")
+    failures.extend(state.waiting_for)
     return failures
 
 
@@ -50,6 +53,9 @@ def worker_state(app: AppT) -> WorkerState:
         assigned=getattr(app, "_assignment", None) is not None,
         rebalancing=bool(app.rebalancing),
         recovering=bool(app.in_recovery),
+        waiting_for=tuple(
+            reason for check in getattr(app, "readiness_checks", ()) if (reason := check()) is not None
+        ),
     )
 
 

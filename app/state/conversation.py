@@ -425,6 +425,16 @@ class ConversationState:
         """{``"sent"``, ``"edited"``, ``"reactions_added"``, ``"reactions_removed"``, ``"suppressed"``: n}."""
         return dict(self._counters)
 
+    def fact_counts(self) -> dict[str, int]:
+        """How many distinct facts the state holds: ``lifecycle``, ``membership`` and ``holds`` (kept by event
+        id) and ``counted`` (the sum of the counters)."""
+        return {
+            "lifecycle": len(self._lifecycle),
+            "membership": sum(len(facts) for facts in self._members.values()),
+            "holds": sum(len(facts) for facts in self._holds.values()),
+            "counted": sum(self._counters.values()),
+        }
+
     @property
     def last_event_ms(self) -> int | None:
         """The latest event time of any fact applied; None before the first."""

@@ -15,8 +15,22 @@ def test_defaults_without_environment() -> None:
     settings = load({})
     assert settings.broker == "kafka://127.0.0.1:19092"
     assert settings.local_broker is False
-    assert settings.roles == ("ingest", "normalize")  # state and webhooks come with their issues
+    assert settings.roles == ("ingest", "normalize", "state")  # archive and webhooks come with their issues
     assert settings.bootstrap_servers == "127.0.0.1:19092"
+    assert settings.store == "rocksdb://" and settings.standby_replicas == 1
+
+
+def test_the_admin_token_stays_out_of_the_settings_repr() -> None:
+    settings = load({"CARRYOVER_ADMIN_TOKEN": "s3cr3t-token"})
+    assert settings.admin_token == "s3cr3t-token"
+    assert "s3cr3t-token" not in repr(settings) and "admin_token" not in repr(settings)
+
+
+def test_state_settings_are_checked() -> None:
+    with pytest.raises(SettingsError, match="CARRYOVER_STANDBY_REPLICAS=-1: use 0 or more"):
+        load({"CARRYOVER_STANDBY_REPLICAS": "-1"})
+    with pytest.raises(SettingsError, match="CARRYOVER_STATE_DEDUPE_WINDOW=0: use 1 or more"):
+        load({"CARRYOVER_STATE_DEDUPE_WINDOW": "0"})
 
 
 def test_environment_overrides_and_parses() -> None:

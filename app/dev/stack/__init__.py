@@ -250,6 +250,9 @@ class Stack:
             "CARRYOVER_BROKER": f"kafka://{HOST}:{kafka}",
             "CARRYOVER_LOCAL_BROKER": "true",
             "CARRYOVER_SCHEMA_REGISTRY_URL": "mock://carryover",
+            # the stack's broker keeps topics in memory and loses them on restart: a RocksDB table would then
+            # hold offsets past the changelog's end, so tables live in memory too
+            "CARRYOVER_STORE": "memory://",
             "AWS_ENDPOINT_URL": f"http://{HOST}:{moto}",
             "AWS_ACCESS_KEY_ID": "testing",
             "AWS_SECRET_ACCESS_KEY": "testing",
