@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
+import aiohttp
 from faust import web
 from faust.exceptions import SameNode
 from faust.web.exceptions import ServiceUnavailable
@@ -31,6 +32,7 @@ RETRY_AFTER_SECONDS = "5"
 
 def register(app: CarryoverApp, stage: StateStage) -> None:
     """Serve the read path of ``stage`` on ``app``'s web server."""
+    events_topic = app.streams.conversation_events.get_topic_name()
 
     @app.page(CONVERSATION_PATH, name="state-conversation")
     class ConversationView(web.View):
@@ -57,6 +59,9 @@ def register(app: CarryoverApp, stage: StateStage) -> None:
                 return self.json(
                     {"error": "no worker owns this conversation yet; retry"}, status=503, headers=unavailable
                 )
+            except (aiohttp.ClientError, OSError) as exc:  # the owner left and the group has not rebalanced yet
+                error = f"the worker that owns this conversation does not answer ({type(exc).__name__}); retry"
+                return self.json({"error": error}, status=503, headers=unavailable)
             raw = stage.conversations.get(key)
             if raw is None:
                 return self.json(
@@ -86,5 +91,10 @@ def register(app: CarryoverApp, stage: StateStage) -> None:
                     "directory_caught_up": stage.directory.caught_up,
                     "directory_records_read": stage.directory.stats.records,
                     "in_recovery": bool(self.app.in_recovery),
+                    "active_partitions": sorted(
+                        tp.partition
+                        for tp in self.app.assignor.assigned_actives()
+                        if tp.topic == events_topic
+                    ),
                 }
             )

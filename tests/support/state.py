@@ -31,6 +31,7 @@ from app.settings import load
 from app.state.answers import conversation_answer
 from app.state.conversation import ConversationState
 from app.state.directory import DictDirectory
+from app.state.facts import split_key
 from app.state.routing import HoldTarget, decode_fact, route_record
 from tests.e2e.test_normalize_end_to_end import staging_record
 
@@ -68,37 +69,58 @@ class CanonicalTraffic:
         return sum(sum(state.fact_counts().values()) for state in self.states.values())
 
 
-def canonical_traffic(tmp_path: Path, tenants: list[str], count: int, seed: int, window: int) -> tuple[Path, CanonicalTraffic]:
+def canonical_traffic(
+    tmp_path: Path, tenants: list[str], count: int, seed: int, window: int
+) -> tuple[Path, CanonicalTraffic]:
     """(key file, traffic): ``count`` legacy publications normalized, and their reference state."""
     key_file = generate_key_file(tmp_path / "keys.json", tenants)
     keys = Keyring.static(asyncio.run(LocalKeyFileProvider(key_file).load()))
-    publications = TrafficGenerator(TrafficConfig(tenants=tenants, bad_fraction=0.0, seed=seed), keys).take(count)
+    publications = TrafficGenerator(TrafficConfig(tenants=tenants, bad_fraction=0.0, seed=seed), keys).take(
+        count
+    )
     env = {"CARRYOVER_KEY_FILE": str(key_file), "CARRYOVER_SCHEMA_REGISTRY_URL": "mock://state-test"}
     normalizer = asyncio.run(build_normalizer(load(env)))
-    traffic = CanonicalTraffic()
-    holds = DictHoldBook()
+    records: dict[str, list[Record]] = collections.defaultdict(list)
     for i, publication in enumerate(publications):
         key, value, headers = staging_record(publication, f"st-{seed}-{i}")
         for out in normalizer.process(key, value, headers, "staging"):
             if out.dead_letter:
                 raise AssertionError(f"the simulator's good traffic was dead-lettered: {dict(out.headers)}")
-            traffic.records[out.topic].append((out.key, out.value, out.headers))
-            if out.topic == topic_names.USERS:
-                fact = decode_fact(out.topic, out.value)
+            records[out.topic].append((out.key, out.value, out.headers))
+    return key_file, reference(records, window)
+
+
+def reference(records: dict[str, list[Record]], window: int) -> CanonicalTraffic:
+    """What the pure state core makes of ``records`` (each topic in order), routed and applied in-process."""
+    traffic = CanonicalTraffic(records=records)
+    holds = DictHoldBook()
+    for topic, rows in records.items():
+        for _key, value, headers in rows:
+            if topic == topic_names.USERS:
+                fact = decode_fact(topic, value)
                 if fact is not None:
                     traffic.directory.apply(fact)
                 continue
-            for forward in route_record(out.topic, out.value, out.headers, holds).forwards:
+            for forward in route_record(topic, value, headers, holds).forwards:
                 traffic.forwards += 1
-                tenant, _, conversation = forward.key.partition("/")
+                tenant, conversation = split_key(forward.key)
                 state = traffic.states.get((tenant, conversation))
                 if state is None:
-                    state = traffic.states[(tenant, conversation)] = ConversationState(tenant, conversation, window=window)
-                topic = dict(forward.headers)["canonical_topic"].decode()
-                fact = decode_fact(topic, forward.value)
+                    state = ConversationState(tenant, conversation, window=window)
+                    traffic.states[(tenant, conversation)] = state
+                fact = decode_fact(dict(forward.headers)["canonical_topic"].decode(), forward.value)
                 assert fact is not None
                 state.apply(fact)
-    return key_file, traffic
+    return traffic
+
+
+def up_to(slices: list[dict[str, list[Record]]], count: int) -> dict[str, list[Record]]:
+    """The records of the first ``count`` slices, per topic."""
+    joined: dict[str, list[Record]] = collections.defaultdict(list)
+    for part in slices[:count]:
+        for topic, rows in part.items():
+            joined[topic].extend(rows)
+    return joined
 
 
 def split_records(traffic: CanonicalTraffic, parts: int) -> list[dict[str, list[Record]]]:
@@ -159,7 +181,7 @@ def _parsed(body: bytes) -> Any:
 
 
 def get_json(port: int, path: str, token: str | None) -> tuple[int, Any]:
-    """(status, parsed JSON, or the text when not JSON) of ``GET path`` on a worker; 0 when it does not answer."""
+    """(status, JSON or text) of ``GET path`` on a worker; status 0 when it does not answer."""
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
     if token is not None:
         request.add_header("Authorization", f"Bearer {token}")
@@ -189,7 +211,11 @@ def compare_answers(
     mismatched: list[str] = []
     served_by: collections.Counter[str] = collections.Counter()
     for i, ((tenant, conversation), want) in enumerate(sorted(expected.items())):
-        status, got = get_json(ports[i % len(ports)], conversation_path(tenant, conversation), token)
+        path, deadline = conversation_path(tenant, conversation), time.monotonic() + 60
+        status, got = get_json(ports[i % len(ports)], path, token)
+        while status == 503 and time.monotonic() < deadline:  # rebalancing: the answer says retry
+            time.sleep(1.0)
+            status, got = get_json(ports[i % len(ports)], path, token)
         want_facts = sum(want["facts"].values())
         expected_facts += want_facts
         if status != 200:
@@ -209,3 +235,20 @@ def compare_answers(
         "mismatched": mismatched,
         "served_by": dict(served_by),
     }
+
+
+def wait_ready(ports: list[int], wait_seconds: float = 120.0, stable_for: float = 3.0) -> None:
+    """Wait until every worker answers ``/readyz`` 200, and keeps doing so for ``stable_for`` s."""
+    deadline = time.monotonic() + wait_seconds
+    since: float | None = None
+    answers: dict[int, Any] = {}
+    while time.monotonic() < deadline:
+        answers = {port: get_json(port, "/readyz", None) for port in ports}
+        if all(status == 200 for status, _ in answers.values()):
+            since = since or time.monotonic()
+            if time.monotonic() - since >= stable_for:
+                return
+        else:
+            since = None
+        time.sleep(0.5)
+    raise TimeoutError(f"workers not ready: {answers}")
