@@ -59,8 +59,8 @@ def register(app: CarryoverApp, stage: StateStage) -> None:
                 return self.json(
                     {"error": "no worker owns this conversation yet; retry"}, status=503, headers=unavailable
                 )
-            except (aiohttp.ClientError, OSError) as exc:  # the owner left and the group has not rebalanced yet
-                error = f"the worker that owns this conversation does not answer ({type(exc).__name__}); retry"
+            except (aiohttp.ClientError, OSError) as exc:  # the owner left; the group has not rebalanced yet
+                error = f"the worker owning this conversation does not answer ({type(exc).__name__}); retry"
                 return self.json({"error": error}, status=503, headers=unavailable)
             raw = stage.conversations.get(key)
             if raw is None:
