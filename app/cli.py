@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 
 from app.settings import Settings, SettingsError, load, markdown_table
 
@@ -51,8 +52,10 @@ def cmd_stack(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_settings(args: argparse.Namespace, settings: Settings) -> int:
     """Print the configuration table (markdown) or the effective values."""
     if args.effective:
+        secret = {f.name for f in fields(settings) if not f.repr}
         for name, value in vars(settings).items():
-            print(f"{name} = {value}")
+            shown = ("(set)" if value else "(not set)") if name in secret else value
+            print(f"{name} = {shown}")
     else:
         print(markdown_table())
     return 0
@@ -98,8 +101,9 @@ def _optional_command_sets() -> list[Callable[[argparse._SubParsersAction[argpar
     from app.catalog.commands import add_catalog_commands  # noqa: PLC0415
     from app.dev.simulate.commands import add_simulate_commands  # noqa: PLC0415
     from app.normalize.replay import add_replay_commands  # noqa: PLC0415
+    from app.state.commands import add_state_commands  # noqa: PLC0415
 
-    return [add_catalog_commands, add_simulate_commands, add_replay_commands]
+    return [add_catalog_commands, add_simulate_commands, add_replay_commands, add_state_commands]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,6 +8,7 @@ same records (tests/support/state.py).
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from pathlib import Path
 
@@ -16,8 +17,10 @@ import pytest
 from app import topics as topic_names
 from app.catalog.model import default_catalog
 from app.catalog.provision import apply_topics
+from tests.support.cli import carryover
 from tests.support.stack import RunningStack
 from tests.support.state import (
+    WORKER_ONLY_FIELDS,
     canonical_traffic,
     compare_answers,
     conversation_path,
@@ -51,9 +54,13 @@ def source_topics(prefix: str) -> list[str]:
     return [prefix + t for t in (*topic_names.CONVERSATION_SOURCES, topic_names.CONVERSATION_EVENTS)]
 
 
-def test_one_worker_answers_every_conversation_like_the_reference(stack: RunningStack, tmp_path: Path) -> None:
+def test_one_worker_answers_every_conversation_like_the_reference(
+    stack: RunningStack, tmp_path: Path
+) -> None:
     tag = uuid.uuid4().hex[:6]
-    key_file, traffic = canonical_traffic(tmp_path, [f"st{tag}-{i}" for i in range(3)], 1500, seed=3, window=WINDOW)
+    key_file, traffic = canonical_traffic(
+        tmp_path, [f"st{tag}-{i}" for i in range(3)], 1500, seed=3, window=WINDOW
+    )
     env = state_env(stack, tmp_path, key_file)
     prefix, group = env["CARRYOVER_TOPIC_PREFIX"], env["CARRYOVER_APP_ID"]
     assert asyncio.run(apply_topics(stack.bootstrap, default_catalog(), dry_run=False, prefix=prefix)).ok
@@ -74,8 +81,21 @@ def test_one_worker_answers_every_conversation_like_the_reference(stack: Running
         assert get_json(worker.web_port, "/table/", None)[0] == 404  # Faust's table view stays off
         status, stats = get_json(worker.web_port, "/state/stats", TOKEN)
         assert status == 200 and stats["forwarded"] == traffic.forwards and stats["dead_lettered"] == 0, stats
-        assert stats["directory_caught_up"] is True and stats["directory_users"] == len(traffic.directory.records)
+        assert stats["directory_caught_up"] is True and stats["directory_users"] == len(
+            traffic.directory.records
+        )
         assert get_json(worker.web_port, "/readyz", None)[0] == 200
+
+        url = ["--url", f"http://127.0.0.1:{worker.web_port}"]
+        shown = carryover(["state", "conversation", *some, *url], env)
+        assert shown.returncode == 0, shown.stderr
+        assert {k: v for k, v in json.loads(shown.stdout).items() if k not in WORKER_ONLY_FIELDS} == (
+            traffic.answers()[some]
+        )
+        unknown = carryover(["state", "conversation", some[0], "no-such-conversation", *url], env)
+        assert unknown.returncode == 1 and "404" in unknown.stderr
+        refused = carryover(["state", "conversation", *some, *url], {**env, "CARRYOVER_ADMIN_TOKEN": "wrong"})
+        assert refused.returncode == 2 and "401" in refused.stderr and "wrong admin token" in refused.stderr
     finally:
         worker.kill()
     assert TOKEN not in (tmp_path / "worker.log").read_text()
