@@ -23,6 +23,7 @@ from faust import web
 from faust.types import AppT
 from faust.web import Blueprint
 
+from app.ops.health_views import readiness_failures, worker_state
 from app.ops.lag import AgentSubscription, LagReport, compute_lag, prometheus_text, report_to_json
 
 blueprint = Blueprint("carryover_lag")
@@ -117,8 +118,11 @@ def requested_groups(query: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
     return {name: topics for name in names}
 
 
-def render_html(report: LagReport, refresh_seconds: int = REFRESH_SECONDS) -> str:
-    """The lag page: one table per consumer group (topic, partition, committed, end, lag)."""
+def render_html(
+    report: LagReport, refresh_seconds: int = REFRESH_SECONDS, not_ready: Sequence[str] = ()
+) -> str:
+    """The lag page: this worker's readiness (why not, when not), then one table per consumer group
+    (topic, partition, committed, end, lag)."""
     esc = html.escape
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
@@ -129,6 +133,11 @@ def render_html(report: LagReport, refresh_seconds: int = REFRESH_SECONDS) -> st
         ".lagging{background:#fdd}</style></head><body>",
         f"<h1>Consumer lag</h1><p>Total lag: <b>{report.total}</b> (refreshes every {refresh_seconds} s)</p>",
     ]
+    if not_ready:
+        reasons = "; ".join(esc(reason) for reason in not_ready)
+        parts.append(f"<p class='lagging'><b>This worker is not ready:</b> {reasons}.</p>")
+    else:
+        parts.append("<p>This worker is ready.</p>")
     if not report.groups:
         parts.append("<p>No consumer group to show: this worker runs no stream agents.</p>")
     for group in report.groups:
@@ -184,7 +193,7 @@ class LagPage(LagView):
         report = await self.report_or_error(request)
         if not isinstance(report, LagReport):
             return report
-        return self.html(render_html(report))
+        return self.html(render_html(report, not_ready=readiness_failures(worker_state(self.app))))
 
 
 @blueprint.route("/lag.json", name="json")
@@ -196,7 +205,10 @@ class LagJson(LagView):
         report = await self.report_or_error(request)
         if not isinstance(report, LagReport):
             return report
-        return self.json(report_to_json(report))
+        not_ready = readiness_failures(worker_state(self.app))
+        return self.json(
+            {**report_to_json(report), "worker": {"ready": not not_ready, "not_ready": not_ready}}
+        )
 
 
 @blueprint.route("/metrics", name="metrics")

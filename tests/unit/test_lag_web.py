@@ -44,6 +44,14 @@ def test_lag_page_without_groups_says_so() -> None:
     assert "runs no stream agents" in render_html(compute_lag({}, {}))
 
 
+def test_lag_page_says_when_and_why_the_worker_is_not_ready() -> None:
+    report = compute_lag({}, {})
+    assert "This worker is ready." in render_html(report)
+    page = render_html(report, not_ready=["tables recovering", "user directory catching up <1>"])
+    assert "not ready:</b> tables recovering; user directory catching up &lt;1&gt;." in page
+    assert "This worker is ready." not in page
+
+
 READY = WorkerState(producer_started=True, assigned=True, rebalancing=False, recovering=False)
 
 
