@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -25,6 +26,9 @@ carryover is running on the local stack.
   canonical topics      : collaboration.conversations.v1, collaboration.messages.v1,
                           identity.users.v1, compliance.actions.v1
   read a topic          : source {env_file} && .venv/bin/carryover tail collaboration.messages.v1
+  conversation state    : export CARRYOVER_ADMIN_TOKEN=$(cat {token_file})
+                          .venv/bin/carryover state conversation TENANT CONVERSATION_ID
+                          (ids: {log_dir}/ground-truth.jsonl)
   logs                  : {log_dir}  (worker.log, simulator.log, and one log per stack part)
 Ctrl-C stops everything this command started.
 """
@@ -62,6 +66,16 @@ def _stop(proc: subprocess.Popen[bytes], name: str, grace: float = 20.0) -> None
     print(f"stopped {name}")
 
 
+def _demo_admin_token(path: Path) -> str:
+    """A fresh admin token for the demo's worker, written to ``path`` (mode 0600), never printed."""
+    token = secrets.token_urlsafe(24)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(token)
+    return token
+
+
 def run_demo(settings: Settings, *, tenants: int, rate: float) -> int:
     """Run the demo until interrupted; returns the exit code."""
     stack = Stack(
@@ -74,7 +88,13 @@ def run_demo(settings: Settings, *, tenants: int, rate: float) -> int:
         print(f"carryover run: {exc}", file=sys.stderr)
         return 2
     env_file = stack.write_env_file()
-    env = {**os.environ, **stack.environment(), "PYTHONUNBUFFERED": "1"}
+    token_file = settings.stack_dir / "admin-token"
+    env = {
+        **os.environ,
+        **stack.environment(),
+        "PYTHONUNBUFFERED": "1",
+        "CARRYOVER_ADMIN_TOKEN": settings.admin_token or _demo_admin_token(token_file),
+    }
     os.environ.update(stack.environment())
     procs: list[tuple[str, subprocess.Popen[bytes]]] = []
     stopping = False
@@ -117,7 +137,11 @@ def run_demo(settings: Settings, *, tenants: int, rate: float) -> int:
         procs.append(("simulator", _spawn(simulator, env, log_dir / "simulator.log", tee=False)))
         print(
             BANNER.format(
-                web_host=settings.web_host, web_port=settings.web_port, env_file=env_file, log_dir=log_dir
+                web_host=settings.web_host,
+                web_port=settings.web_port,
+                env_file=env_file,
+                log_dir=log_dir,
+                token_file=token_file,
             )
         )
         while not stopping:
