@@ -31,14 +31,14 @@ from app.agent_guard import send_until_accepted
 from app.settings import RECORD_FRAMING_BYTES
 from app.state import views
 from app.state.directory_replica import DirectoryReplica
-from app.state.routing import StateInputError, StateTooLarge, apply_record, route_record
+from app.state.routing import apply_record, route_record
 from app.state.stage import (
     REASON_AGENT_ERROR,
     REASON_TOO_LARGE,
-    REASON_UNREADABLE,
     StateStage,
     TableHoldBook,
     count_changelog_reads,
+    dead_letter_reason,
     state_dead_letter,
 )
 
@@ -113,6 +113,15 @@ def register(app: CarryoverApp) -> None:
         stats.dead_lettered += 1
         await send_until_accepted(send, dead_letter_topic, message.key, value, marked, what=origin)
 
+    async def refuse(message: Message, headers: list[tuple[str, bytes]], exc: Exception, where: str) -> None:
+        """Dead-letter the record that raised ``exc`` (called inside the except block: logs its traceback)."""
+        reason, error = dead_letter_reason(exc, where)
+        if reason == REASON_AGENT_ERROR:
+            log.exception("%s failed on %s/%s/%s", where, message.topic, message.partition, message.offset)
+        elif reason == REASON_TOO_LARGE:
+            log.error("%s; the event is dead-lettered (%s)", error, reason)
+        await dead_letter(message, headers, reason, error)
+
     @app.agent(topics.conversation_sources, concurrency=1, name="agents.state.route")
     async def route(stream: StreamT[bytes]) -> None:
         """Repartition each canonical conversation record by (tenant, conversation)."""
@@ -124,16 +133,8 @@ def register(app: CarryoverApp) -> None:
                 routed = route_record(
                     message.topic.removeprefix(prefix), message.value or b"", headers, hold_book
                 )
-            except StateInputError as exc:
-                await dead_letter(message, headers, REASON_UNREADABLE, str(exc))
-                continue
             except Exception as exc:  # noqa: BLE001 - the guard: this record becomes its dead letter
-                log.exception(
-                    "state route failed on %s/%s/%s", message.topic, message.partition, message.offset
-                )
-                await dead_letter(
-                    message, headers, REASON_AGENT_ERROR, f"{type(exc).__name__} in the route agent"
-                )
+                await refuse(message, headers, exc, "route agent")
                 continue
             if routed.outcome == "hold_booked":
                 stats.hold_booked += 1
@@ -166,20 +167,8 @@ def register(app: CarryoverApp) -> None:
                     window=stage.window,
                     max_state_bytes=stage.max_state_bytes,
                 )
-            except (StateInputError, UnicodeDecodeError) as exc:
-                await dead_letter(message, headers, REASON_UNREADABLE, str(exc))
-                continue
-            except StateTooLarge as exc:
-                log.error("%s; the event is dead-lettered (state_too_large)", exc)
-                await dead_letter(message, headers, REASON_TOO_LARGE, str(exc))
-                continue
             except Exception as exc:  # noqa: BLE001 - the guard: this record becomes its dead letter
-                log.exception(
-                    "state apply failed on %s/%s/%s", message.topic, message.partition, message.offset
-                )
-                await dead_letter(
-                    message, headers, REASON_AGENT_ERROR, f"{type(exc).__name__} in the state agent"
-                )
+                await refuse(message, headers, exc, "state agent")
                 continue
             if applied.state is not None:
                 conversations[key] = applied.state

@@ -123,6 +123,21 @@ class HoldBook(Protocol):
         """Remember ``target`` for ``key``."""
 
 
+class DictHoldBook:
+    """The hold book in a dict (tests, tools, the reference state)."""
+
+    def __init__(self) -> None:
+        self.targets: dict[str, HoldTarget] = {}
+
+    def get(self, key: str) -> HoldTarget | None:
+        """The hold's target, None if never seen."""
+        return self.targets.get(key)
+
+    def put(self, key: str, target: HoldTarget) -> None:
+        """Remember ``target`` for ``key``."""
+        self.targets[key] = target
+
+
 @dataclass(frozen=True)
 class Forward:
     """One record for the repartition topic: key (conversation key), the canonical value and headers."""

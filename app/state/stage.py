@@ -11,7 +11,7 @@ from typing import Any
 
 from app.dead_letters import dead_letter_headers, fit_dead_letter
 from app.state.directory_replica import DirectoryReplica
-from app.state.routing import Headers, HoldTarget
+from app.state.routing import Headers, HoldTarget, StateInputError, StateTooLarge
 
 STAGE = "state"
 """``dlq_stage`` of the state stage's dead letters."""
@@ -96,3 +96,12 @@ def state_dead_letter(
     """A dead letter of the state stage for ``value`` (the record's bytes, kept whole when they fit)."""
     marked = dead_letter_headers(headers, reason=reason, stage=STAGE, error=error, origin=origin)
     return fit_dead_letter(value, marked, max_bytes)
+
+
+def dead_letter_reason(exc: BaseException, where: str) -> tuple[str, str]:
+    """(``dlq_reason``, ``dlq_error``) for a record that raised ``exc`` in ``where`` (an agent's name)."""
+    if isinstance(exc, StateTooLarge):
+        return REASON_TOO_LARGE, str(exc)
+    if isinstance(exc, StateInputError | UnicodeDecodeError):
+        return REASON_UNREADABLE, str(exc)
+    return REASON_AGENT_ERROR, f"{type(exc).__name__} in the {where}; see the worker log"

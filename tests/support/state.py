@@ -32,23 +32,10 @@ from app.state.answers import conversation_answer
 from app.state.conversation import ConversationState
 from app.state.directory import DictDirectory
 from app.state.facts import split_key
-from app.state.routing import HoldTarget, decode_fact, route_record
+from app.state.routing import DictHoldBook, decode_fact, route_record
 from tests.e2e.test_normalize_end_to_end import staging_record
 
 Record = tuple[bytes | None, bytes, list[tuple[str, bytes]]]
-
-
-class DictHoldBook:
-    """The hold book in a dict (the reference's)."""
-
-    def __init__(self) -> None:
-        self.targets: dict[str, HoldTarget] = {}
-
-    def get(self, key: str) -> HoldTarget | None:
-        return self.targets.get(key)
-
-    def put(self, key: str, target: HoldTarget) -> None:
-        self.targets[key] = target
 
 
 @dataclass

@@ -20,6 +20,7 @@ from app.state.directory import DictDirectory
 from app.state.facts import conversation_key
 from app.state.routing import (
     CANONICAL_TOPIC_HEADER,
+    DictHoldBook,
     HoldTarget,
     StateInputError,
     StateTooLarge,
@@ -37,19 +38,6 @@ from models.canonical.carryover.identity.v1.user_created_pb2 import UserCreated
 from models.canonical.carryover.identity.v1.user_updated_pb2 import UserUpdated
 
 TENANT, ROOM = "acme-bank", "room-1"
-
-
-class Book:
-    """A dict hold book."""
-
-    def __init__(self) -> None:
-        self.targets: dict[str, HoldTarget] = {}
-
-    def get(self, key: str) -> HoldTarget | None:
-        return self.targets.get(key)
-
-    def put(self, key: str, target: HoldTarget) -> None:
-        self.targets[key] = target
 
 
 def _when(t_ms: int) -> Timestamp:
@@ -77,7 +65,7 @@ def test_a_conversation_event_is_forwarded_unchanged_under_its_conversation_key(
     value = record(
         topic_names.MESSAGES, MessageSent(**common("e1", 10), conversation_id=ROOM, sender_user_id="u1")
     )
-    routed = route_record(topic_names.MESSAGES, value, HEADERS, Book())
+    routed = route_record(topic_names.MESSAGES, value, HEADERS, DictHoldBook())
     assert routed.outcome == "conversation"
     (forward,) = routed.forwards
     assert forward.key == conversation_key(TENANT, ROOM) and forward.value == value
@@ -89,13 +77,13 @@ def test_a_release_reaches_the_conversation_its_hold_was_set_on_in_either_order(
         topic_names.COMPLIANCE, LegalHoldSet(**common("s", 10), hold_id="h1", conversation_id=ROOM)
     )
     release = record(topic_names.COMPLIANCE, LegalHoldReleased(**common("r", 20), hold_id="h1"))
-    in_order, book = [], Book()
+    in_order, book = [], DictHoldBook()
     for value in (hold_set, release):
         in_order += route_record(topic_names.COMPLIANCE, value, [], book).forwards
     assert [f.value for f in in_order] == [hold_set, release]
     assert {f.key for f in in_order} == {conversation_key(TENANT, ROOM)}
 
-    book = Book()
+    book = DictHoldBook()
     early = route_record(topic_names.COMPLIANCE, release, [], book)
     assert early.forwards == () and early.outcome == "hold_booked"  # kept until its hold arrives
     late = route_record(topic_names.COMPLIANCE, hold_set, [], book)
@@ -104,10 +92,8 @@ def test_a_release_reaches_the_conversation_its_hold_was_set_on_in_either_order(
 
 
 def test_a_custodian_hold_is_booked_and_its_release_reaches_no_conversation() -> None:
-    book = Book()
-    custodian = record(
-        topic_names.COMPLIANCE, LegalHoldSet(**common("s", 10), hold_id="h2", user_id="u9")
-    )
+    book = DictHoldBook()
+    custodian = record(topic_names.COMPLIANCE, LegalHoldSet(**common("s", 10), hold_id="h2", user_id="u9"))
     release = record(topic_names.COMPLIANCE, LegalHoldReleased(**common("r", 20), hold_id="h2"))
     assert route_record(topic_names.COMPLIANCE, custodian, [], book).outcome == "hold_booked"
     assert route_record(topic_names.COMPLIANCE, release, [], book).forwards == ()
@@ -132,7 +118,7 @@ def test_hold_targets_round_trip_with_pending_releases() -> None:
 )
 def test_records_state_cannot_read_are_refused_with_a_reason(value: bytes) -> None:
     with pytest.raises(StateInputError):
-        route_record(topic_names.MESSAGES, value, [], Book())
+        route_record(topic_names.MESSAGES, value, [], DictHoldBook())
 
 
 def joined_record(event_id: str, t_ms: int, user: str) -> tuple[bytes, list[tuple[str, bytes]]]:
