@@ -238,6 +238,13 @@ class Settings:
         "dead-letter headers under CARRYOVER_KAFKA_MAX_RECORD_BYTES.",
         int,
     )
+    shutdown_grace_seconds: float = setting(
+        "CARRYOVER_SHUTDOWN_GRACE_SECONDS",
+        20.0,
+        "On SIGTERM, how long messages in flight may take to land before they are released back to their "
+        "source; keep it under the chart's terminationGracePeriodSeconds (30) minus Faust's own stop.",
+        float,
+    )
     sqs_visibility_timeout: int = setting(
         "CARRYOVER_SQS_VISIBILITY_TIMEOUT",
         30,
