@@ -105,7 +105,7 @@ class CarryoverApp(faust.App):
             "datadir": str(settings.data_dir),
             "web_host": settings.web_host,
             "web_port": settings.web_port,
-            "web_bind": settings.web_host,
+            "web_bind": settings.web_bind or settings.web_host,
             "topic_partitions": default_catalog().topics[topic_names.STAGING].partitions,
             "topic_replication_factor": settings.topic_replicas,
             "producer_acks": -1,

@@ -184,6 +184,14 @@ class Settings:
         secret=True,
     )
     web_host: str = setting("CARRYOVER_WEB_HOST", "127.0.0.1", "Host the worker's web server binds.", str)
+    web_bind: str = setting(
+        "CARRYOVER_WEB_BIND",
+        "",
+        "Address the web server binds when it differs from the one other workers reach it at "
+        "(CARRYOVER_WEB_HOST, which Faust's router advertises): in Kubernetes bind 0.0.0.0 and advertise the "
+        "pod's DNS name. Empty: bind CARRYOVER_WEB_HOST.",
+        str,
+    )
     web_port: int = setting("CARRYOVER_WEB_PORT", 6066, "Port of the worker's web server (lag page).", int)
     dedupe_window_seconds: int = setting(
         "CARRYOVER_DEDUPE_WINDOW_SECONDS",
