@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -33,8 +34,9 @@ def _frame(*parts: bytes) -> bytes:
     return b"".join(len(p).to_bytes(4, "big") + p for p in parts)
 
 
+@lru_cache(maxsize=4096)
 def associated_data(tenant_id: str, key_id: str) -> bytes:
-    """The associated data of every ciphertext: label, tenant id and key id."""
+    """The associated data of every ciphertext: label, tenant id and key id (cached per pair)."""
     return _frame(_AD_LABEL, tenant_id.encode(), key_id.encode())
 
 
@@ -43,26 +45,44 @@ def _check_key(key: bytes) -> None:
         raise ValueError(f"AES-256-GCM needs a {KEY_BYTES}-byte key, got {len(key)} bytes")
 
 
+_KEYS_CACHED = 1024
+"""Most data keys whose cipher and nonce subkey are kept (a worker holds its tenants' live keys)."""
+
+
+@lru_cache(maxsize=_KEYS_CACHED)
+def _cipher(key: bytes) -> AESGCM:
+    """The AES-GCM cipher of a checked data key, built once per key."""
+    _check_key(key)
+    return AESGCM(key)
+
+
+@lru_cache(maxsize=_KEYS_CACHED)
+def _nonce_subkey(key: bytes) -> bytes:
+    """The HMAC key nonces are derived under, derived once per data key."""
+    _check_key(key)
+    return hmac.new(key, _NONCE_LABEL, hashlib.sha256).digest()
+
+
 def encrypt(
     key: bytes, plaintext: bytes, *, tenant_id: str, key_id: str, nonce: bytes | None = None
 ) -> bytes:
     """Encrypts ``plaintext`` for ``tenant_id`` under ``key_id``; a random nonce unless one is given."""
-    _check_key(key)
+    cipher = _cipher(bytes(key))
     nonce = os.urandom(NONCE_BYTES) if nonce is None else nonce
     if len(nonce) != NONCE_BYTES:
         raise ValueError(f"nonce must be {NONCE_BYTES} bytes")
-    return nonce + AESGCM(key).encrypt(nonce, plaintext, associated_data(tenant_id, key_id))
+    return nonce + cipher.encrypt(nonce, plaintext, associated_data(tenant_id, key_id))
 
 
 def decrypt(key: bytes, blob: bytes, *, tenant_id: str, key_id: str) -> bytes:
     """Decrypts ``nonce || ct || tag``; raises DecryptError when it does not authenticate."""
-    _check_key(key)
+    cipher = _cipher(bytes(key))
     if len(blob) < NONCE_BYTES + TAG_BYTES:
         raise DecryptError(
             f"ciphertext for tenant {tenant_id!r} key {key_id!r} is too short ({len(blob)} bytes)"
         )
     try:
-        return AESGCM(key).decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], associated_data(tenant_id, key_id))
+        return cipher.decrypt(blob[:NONCE_BYTES], blob[NONCE_BYTES:], associated_data(tenant_id, key_id))
     except InvalidTag:
         raise DecryptError(
             f"ciphertext does not authenticate under tenant {tenant_id!r} key {key_id!r} "
@@ -72,9 +92,8 @@ def decrypt(key: bytes, blob: bytes, *, tenant_id: str, key_id: str) -> bytes:
 
 def derive_nonce(key: bytes, context: bytes, plaintext: bytes) -> bytes:
     """A nonce determined by (key, context, plaintext): HMAC-SHA256 under a nonce subkey, first 12 bytes."""
-    _check_key(key)
-    subkey = hmac.new(key, _NONCE_LABEL, hashlib.sha256).digest()
-    digest = hmac.new(subkey, _frame(context, hashlib.sha256(plaintext).digest()), hashlib.sha256).digest()
+    subkey = _nonce_subkey(bytes(key))
+    digest = hmac.digest(subkey, _frame(context, hashlib.sha256(plaintext).digest()), "sha256")
     return digest[:NONCE_BYTES]
 
 

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from app.dead_letters import dead_letter_headers, fit_dead_letter, record_bytes
+from app.dead_letters import dead_letter_headers, dead_letter_id, fit_dead_letter, record_bytes
 
 Headers = list[tuple[str, bytes]]
 TenantSource = Literal["name", "topic_arn", "attribute"]
@@ -338,13 +338,21 @@ def dead_letter(
     """A dead letter for a message that cannot be landed: the original bytes, the provenance and attribute
     headers, and the reason headers; within ``max_bytes`` plus the reason headers' bound
     (:func:`app.dead_letters.fit_dead_letter`: an original too large for Kafka keeps its first bytes and
-    says so with its size and SHA-256 — never silently).
+    says so with its size and SHA-256 — never silently). ``dlq_id`` is derived from the source message's
+    identity (tenant, source, message id) and the reason: a message redelivered by its source after a crash
+    gives a dead letter with the same id.
     """
     source_id, source_message_id = printable(source_id), printable(source_message_id)
+    letter_id = dead_letter_id(DLQ_STAGE, tenant or "", source_id, source_message_id, reason)
     value, letter_headers = fit_dead_letter(
         original,
         dead_letter_headers(
-            headers, reason=reason, stage=DLQ_STAGE, error=error, origin=f"{source_id}#{source_message_id}"
+            headers,
+            reason=reason,
+            stage=DLQ_STAGE,
+            error=error,
+            origin=f"{source_id}#{source_message_id}",
+            letter_id=letter_id,
         ),
         max_bytes,
     )

@@ -9,15 +9,42 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from datetime import UTC, datetime
+from functools import lru_cache
 
 CONTENT_TYPE = b"application/x-protobuf"
 SPEC_VERSION = b"1.0"
 SOURCE_PREFIX = "//carryover/normalize/"
 
 
+_GMTIME_RANGE_MS = range(0, 253_402_300_800_000)
+"""Epoch milliseconds from 1970 to the end of year 9999, where ``time.gmtime`` and ``datetime`` agree."""
+
+
+@lru_cache(maxsize=1024)
+def _utc_date(days: int) -> str:
+    """``YYYY-MM-DD`` of a day counted from 1970-01-01 (UTC days have 86 400 seconds: no leap seconds)."""
+    return time.strftime("%Y-%m-%d", time.gmtime(days * 86_400))
+
+
 def rfc3339_ms(epoch_ms: int) -> str:
-    """Epoch milliseconds as RFC 3339 UTC with millisecond precision, e.g. 2026-11-22T07:55:22.123Z."""
+    """Epoch milliseconds as RFC 3339 UTC with millisecond precision, e.g. 2026-11-22T07:55:22.123Z.
+
+    The date from ``time.gmtime`` (cached per day), the time of day by arithmetic; outside 1970..9999
+    through ``datetime``, which raises for a year it cannot represent (so such a time fails as it always
+    did).
+    """
+    if epoch_ms in _GMTIME_RANGE_MS:
+        seconds, millis = divmod(epoch_ms, 1000)
+        days, second = divmod(seconds, 86_400)
+        return "%sT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031 - the fastest of the formatting forms here
+            _utc_date(days),
+            second // 3600,
+            second // 60 % 60,
+            second % 60,
+            millis,
+        )
     moment = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{epoch_ms % 1000:03d}Z"
 
@@ -77,7 +104,8 @@ def canonical_headers(
     ]
     if encryption_key_id:
         headers.append(("ce_encryptionkeyid", encryption_key_id.encode()))
-    headers.append(("traceparent", traceparent(ce_id, upstream_traceparent)))
-    if upstream_traceparent and not valid_traceparent(upstream_traceparent):
+    upstream_valid = bool(upstream_traceparent) and valid_traceparent(upstream_traceparent or b"")
+    headers.append(("traceparent", traceparent(ce_id, upstream_traceparent if upstream_valid else None)))
+    if upstream_traceparent and not upstream_valid:
         headers.append((INVALID_TRACEPARENT_HEADER, upstream_traceparent[:MAX_FORENSIC_BYTES]))
     return headers

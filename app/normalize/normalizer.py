@@ -9,7 +9,13 @@ from dataclasses import dataclass
 
 from app.catalog.wire import EnvelopeCodec
 from app.crypto.keyring import KeyLookup
-from app.dead_letters import DEAD_LETTER_OVERHEAD, dead_letter_headers, fit_dead_letter, record_bytes
+from app.dead_letters import (
+    DEAD_LETTER_OVERHEAD,
+    dead_letter_headers,
+    dead_letter_id,
+    fit_dead_letter,
+    record_bytes,
+)
 from app.normalize.cloudevents import canonical_headers
 from app.normalize.mapping.pipeline import Rejected, normalize
 
@@ -58,7 +64,10 @@ def header_map(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None
     if headers is None:
         return {}
     items = headers.items() if isinstance(headers, Mapping) else headers
-    return {str(k): bytes(v) if v is not None else b"" for k, v in items}
+    return {
+        k if type(k) is str else str(k): v if type(v) is bytes else bytes(v) if v is not None else b""
+        for k, v in items
+    }
 
 
 class Normalizer:
@@ -130,9 +139,20 @@ class Normalizer:
         origin: str,
     ) -> Outgoing:
         """The one dead letter of a staging record: its original bytes and headers plus the reason headers,
-        within the record limit (an original too large keeps its first bytes, its size and its SHA-256)."""
+        within the record limit (an original too large keeps its first bytes, its size and its SHA-256).
+
+        ``dlq_id`` is derived from ``origin`` (the staging record's topic/partition/offset) and the reason:
+        a staging record re-read after a crash gives a dead letter with the same id.
+        """
         self.stats.dead_lettered += 1
-        letter_headers = dead_letter_headers(headers, reason=reason, stage=STAGE, error=error, origin=origin)
+        letter_headers = dead_letter_headers(
+            headers,
+            reason=reason,
+            stage=STAGE,
+            error=error,
+            origin=origin,
+            letter_id=dead_letter_id(STAGE, origin, reason),
+        )
         room = self.max_record_bytes - len(key or b"") - DEAD_LETTER_OVERHEAD
         letter_value, letter_headers = fit_dead_letter(value, letter_headers, room)
         return Outgoing(self.dead_letter_topic, key, letter_value, letter_headers, dead_letter=True)

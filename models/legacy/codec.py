@@ -16,10 +16,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from google.protobuf.message import DecodeError
 
 from models.legacy import values
@@ -88,25 +89,72 @@ class EncryptedPayload:
     ciphertext: bytes
 
 
-def _lookup(document: Mapping[str, Any], path: str) -> Any:
+@dataclass(frozen=True)
+class _FieldPlan:
+    """A :class:`FieldSpec` made ready to decode with: its path split once, its kind's decoder looked up."""
+
+    attr: str
+    path: str
+    parts: tuple[str, ...]
+    decode: Callable[[object], AttrValue]
+    required: bool
+
+    @classmethod
+    def of(cls, spec: FieldSpec, path: str | None = None) -> _FieldPlan:
+        """The plan of ``spec``, optionally under another path (the protobuf fields use ``v``)."""
+        path = spec.path if path is None else path
+        return cls(spec.attr, path, tuple(path.split(".")), spec.kind.value[0], spec.required)
+
+
+@dataclass(frozen=True)
+class _SpecPlan:
+    """Every field of one (type, version) as :class:`_FieldPlan` s, with the JSON style's tenant and time."""
+
+    tenant: _FieldPlan
+    time: _FieldPlan
+    fields: tuple[_FieldPlan, ...]
+    proto_fields: tuple[tuple[_FieldPlan, str], ...]
+    """(plan under the path ``v``, PodEvent field name) of each field, for the binary encoding."""
+
+    @classmethod
+    def of(cls, spec: EventSpec) -> _SpecPlan:
+        """The plan of ``spec``."""
+        return cls(
+            _FieldPlan.of(spec.style.tenant),
+            _FieldPlan.of(spec.time_field),
+            tuple(_FieldPlan.of(f) for f in spec.fields),
+            tuple(
+                (
+                    _FieldPlan.of(FieldSpec(f.attr, "v", PROTO_FIELDS[f.attr][1], f.required)),
+                    PROTO_FIELDS[f.attr][0],
+                )
+                for f in spec.fields
+            ),
+        )
+
+
+_PLANS: dict[tuple[str, int], _SpecPlan] = {key: _SpecPlan.of(spec) for key, spec in SPECS.items()}
+
+
+def _lookup(document: Mapping[str, Any], parts: tuple[str, ...]) -> Any:
     node: Any = document
-    for part in path.split("."):
+    for part in parts:
         if not isinstance(node, dict) or part not in node:
             return None
         node = node[part]
     return node
 
 
-def _decode_field(document: Mapping[str, Any], spec: FieldSpec, what: str) -> AttrValue | None:
-    raw = _lookup(document, spec.path)
+def _decode_field(raw: Any, plan: _FieldPlan, what: str) -> AttrValue | None:
+    """The canonical value of one field's wire value ``raw`` (None: absent)."""
     if raw is None:
-        if spec.required:
-            raise _malformed(f"{what} has no {spec.path}")
+        if plan.required:
+            raise _malformed(f"{what} has no {plan.path}")
         return None
     try:
-        return spec.kind.decode(raw)
+        return plan.decode(raw)
     except values.ValueFormatError as exc:
-        raise _malformed(f"{what} field {spec.path}: {exc}") from None
+        raise _malformed(f"{what} field {plan.path}: {exc}") from None
 
 
 def _spec_for(event_type: object, version: object) -> EventSpec:
@@ -129,14 +177,23 @@ def _decode_json_event(document: dict[str, Any]) -> LegacyEvent:
     event_type = document.get("eventType", document.get("type"))
     version = document.get("schemaVersion", document.get("version", 1))
     spec = _spec_for(event_type, version)
+    plan = _PLANS[(spec.type, spec.version)]
     what = f"{spec.type} v{spec.version}"
-    tenant = _decode_field(document, spec.style.tenant, what)
-    occurred = _decode_field(document, spec.time_field, what)
+    tenant = _decode_field(_lookup(document, plan.tenant.parts), plan.tenant, what)
+    occurred = _decode_field(_lookup(document, plan.time.parts), plan.time, what)
     attrs: dict[str, AttrValue] = {}
-    for field_spec in spec.fields:
-        value = _decode_field(document, field_spec, what)
+    for field_plan in plan.fields:  # _decode_field, inlined: this loop runs for every field of every event
+        raw = _lookup(document, field_plan.parts)
+        if raw is None:
+            if field_plan.required:
+                raise _malformed(f"{what} has no {field_plan.path}")
+            continue
+        try:
+            value = field_plan.decode(raw)
+        except values.ValueFormatError as exc:
+            raise _malformed(f"{what} field {field_plan.path}: {exc}") from None
         if value is not None:
-            attrs[field_spec.attr] = value
+            attrs[field_plan.attr] = value
     return LegacyEvent(
         spec.type,
         spec.version,
@@ -158,15 +215,10 @@ def _decode_protobuf_event(event: PodEvent) -> LegacyEvent:
     spec = _spec_for(event.event_type, event.version or 1)
     what = f"{spec.type} v{spec.version} (protobuf)"
     attrs: dict[str, AttrValue] = {}
-    for field_spec in spec.fields:
-        proto_name, kind = PROTO_FIELDS[field_spec.attr]
-        value = _decode_field(
-            {"v": _proto_value(event, proto_name)},
-            FieldSpec(field_spec.attr, "v", kind, field_spec.required),
-            what,
-        )
+    for field_plan, proto_name in _PLANS[(spec.type, spec.version)].proto_fields:
+        value = _decode_field(_proto_value(event, proto_name), field_plan, what)
         if value is not None:
-            attrs[field_spec.attr] = value
+            attrs[field_plan.attr] = value
     occurred = None
     if event.timestamp:
         try:
@@ -178,7 +230,36 @@ def _decode_protobuf_event(event: PodEvent) -> LegacyEvent:
     return LegacyEvent(spec.type, spec.version, PROTOBUF, event.pod_id or None, occurred, attrs)
 
 
+_FAST_JSON_MAX_OPENERS = 64
+"""More ``{`` / ``[`` than this and json reads the payload (it alone decides when nesting is too deep)."""
+
+
+def _holds_float(node: Any) -> bool:
+    """True when a parsed JSON object or array holds a float at any depth."""
+    children = node.values() if isinstance(node, dict) else node
+    for child in children:
+        if isinstance(child, float) or (isinstance(child, dict | list) and _holds_float(child)):
+            return True
+    return False
+
+
 def _load_json(payload: bytes) -> Any:
+    """The JSON document in ``payload``, exactly as ``json.loads`` of its UTF-8 text reads it.
+
+    orjson reads the common payload; json reads anything orjson refuses (and decides what is malformed),
+    anything deeply nested, and anything holding a float (orjson reads an integer beyond 64 bits as one; a
+    legacy event holds no float).
+    """
+    if payload.count(b"{") + payload.count(b"[") <= _FAST_JSON_MAX_OPENERS:
+        try:
+            document = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            pass  # json gives the verdict (and the error name) it always gave
+        else:
+            if not (
+                isinstance(document, float) or (isinstance(document, dict | list) and _holds_float(document))
+            ):
+                return document
     try:
         return json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
@@ -223,6 +304,9 @@ def decode_payload(payload: bytes) -> LegacyEvent | EncryptedPayload:
         document = _load_json(payload)
         if isinstance(document, dict) and "ciphertext" in document:
             return _decode_wrapper(document)
+        if not isinstance(document, dict):  # what decode_plaintext says, without parsing it again
+            raise _malformed("JSON payload is not an object")
+        return _decode_json_event(document)
     return decode_plaintext(payload)
 
 

@@ -31,11 +31,15 @@ def test_every_topic_of_the_design_is_declared_with_its_shape() -> None:
         "carryover.dlq.v1",
         "carryover.config.webhooks",
         "carryover.config.archive",
+        "carryover.state.conversation-events.v1",
     }
     for name, envelope in CANONICAL.items():
         spec = catalog.topics[name]
         assert (spec.envelope, spec.partitions, spec.compacted, spec.key) == (envelope, 6, False, "tenant id")
     assert catalog.topics["legacy.staging.v1"].partitions == 6
+    # the state stage's repartition topic: as many partitions as webhook deliveries (co-partitioned fan-in)
+    events = catalog.topics["carryover.state.conversation-events.v1"]
+    assert events.partitions == catalog.topics["webhooks.deliveries.v1"].partitions and not events.compacted
     for name in ("carryover.config.webhooks", "carryover.config.archive"):
         spec = catalog.topics[name]
         assert (spec.partitions, spec.compacted, spec.retention_ms) == (1, True, None)

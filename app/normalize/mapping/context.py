@@ -19,6 +19,9 @@ from models.canonical.carryover.common.v1.member_role_pb2 import (
 from models.canonical.carryover.common.v1.provenance_pb2 import Provenance
 from models.legacy.codec import LegacyEvent
 
+_TIMESTAMP_SECONDS_MIN, _TIMESTAMP_SECONDS_MAX = -62_135_596_800, 253_402_300_799
+"""The seconds a protobuf Timestamp can hold (years 1 to 9999), as ``Timestamp.FromMilliseconds`` checks."""
+
 ROLES: dict[str, MemberRole] = {
     "MEMBER": MEMBER_ROLE_MEMBER,
     "OWNER": MEMBER_ROLE_OWNER,
@@ -50,8 +53,12 @@ class EventContext:
 
     def common(self, index: int) -> dict[str, Any]:
         """The four common attributes of canonical event number ``index`` (constructor keywords)."""
-        when = Timestamp()
-        when.FromMilliseconds(self.occurred_ms)
+        seconds, millis = divmod(self.occurred_ms, 1000)
+        if _TIMESTAMP_SECONDS_MIN <= seconds <= _TIMESTAMP_SECONDS_MAX:
+            when = Timestamp(seconds=seconds, nanos=millis * 1_000_000)
+        else:  # raises ValueError, as it always did
+            when = Timestamp()
+            when.FromMilliseconds(self.occurred_ms)
         return {
             "tenant_id": self.tenant_id,
             "event_id": self.event_id(index),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from google.protobuf.message import Message
@@ -36,6 +36,9 @@ MAPPERS: dict[tuple[str, int], Mapper] = {**collaboration.MAPPERS, **identity.MA
 """Every legacy (type, version) carryover maps."""
 
 EVENT_ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://carryover/normalize/event-id/v1")
+_EVENT_ID_PREFIX = EVENT_ID_NAMESPACE.bytes
+_UUID_VARIANT = {f"{nibble:x}": f"{nibble & 0x3 | 0x8:x}" for nibble in range(16)}
+"""The hex digit of a UUID's variant nibble: RFC 4122 variant (10xx) over the hash's two low bits."""
 TENANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 REASONS = frozenset(
     {
@@ -77,6 +80,13 @@ class _Reject(Exception):
     def __init__(self, reason: str, error: str) -> None:
         super().__init__(error)
         self.reason = reason
+
+
+def uuid5_text(namespace: bytes, name: str) -> str:
+    """``str(uuid.uuid5(UUID(bytes=namespace), name))`` without building UUID objects: SHA-1 over the
+    namespace bytes and the UTF-8 name, version 5 and the RFC 4122 variant set, formatted 8-4-4-4-12."""
+    text = hashlib.sha1(namespace + name.encode()).hexdigest()  # noqa: S324 - RFC 4122 version 5
+    return f"{text[:8]}-{text[8:12]}-5{text[13:16]}-{_UUID_VARIANT[text[16]]}{text[17:20]}-{text[20:32]}"
 
 
 def _header(headers: Mapping[str, bytes], name: str) -> str:
@@ -135,25 +145,40 @@ def publication_id(headers: Mapping[str, bytes]) -> str:
     one event and no publication is ever taken for another's copy. Never raises (headers that are not
     text give no id; :func:`normalize` dead-letters such a record).
     """
+    return _publication_id(lambda name: _header(headers, name))
+
+
+def _publication_id(header: Callable[[str], str]) -> str:
+    """:func:`publication_id` over a header reader (:func:`_header` or a memo of it)."""
     try:
-        return _publication_id(headers)
+        tenant = header("tenant")
+        sns_id = header("sns_message_id")
+        if sns_id:
+            return f"{tenant}|sns|{header('sns_topic_arn')}|{sns_id}"
+        message_id = header("source_message_id")
+        if not message_id:
+            return ""
+        return f"{tenant}|{header('source')}|{header('source_id')}|{message_id}"
     except _Reject:
         return ""
 
 
-def _publication_id(headers: Mapping[str, bytes]) -> str:
-    tenant = _header(headers, "tenant")
-    sns_id = _header(headers, "sns_message_id")
-    if sns_id:
-        return f"{tenant}|sns|{_header(headers, 'sns_topic_arn')}|{sns_id}"
-    message_id = _header(headers, "source_message_id")
-    if not message_id:
-        return ""
-    return f"{tenant}|{_header(headers, 'source')}|{_header(headers, 'source_id')}|{message_id}"
+def _header_memo(headers: Mapping[str, bytes]) -> Callable[[str], str]:
+    """:func:`_header` that decodes each header once (a header that is not text raises every time)."""
+    decoded: dict[str, str] = {}
+
+    def header(name: str) -> str:
+        text = decoded.get(name)
+        if text is None:
+            text = decoded[name] = _header(headers, name)
+        return text
+
+    return header
 
 
 def _normalize(payload: bytes, headers: Mapping[str, bytes], keys: KeyLookup) -> list[CanonicalRecord]:
-    header_tenant = _header(headers, "tenant") or None
+    header = _header_memo(headers)
+    header_tenant = header("tenant") or None
     if header_tenant is not None:
         _checked_tenant(header_tenant, "the tenant header")
     tenant, event = _decode(payload, header_tenant, keys)
@@ -162,11 +187,16 @@ def _normalize(payload: bytes, headers: Mapping[str, bytes], keys: KeyLookup) ->
         raise _Reject(
             "malformed", f"{event.type} v{event.version} has no event time and no received_at header"
         )
-    source_message_id = _header(headers, "source_message_id")
-    basis = publication_id(headers) or "sha256:" + hashlib.sha256(payload).hexdigest()
+    source_message_id = header("source_message_id")
+    basis = _publication_id(header) or "sha256:" + hashlib.sha256(payload).hexdigest()
+
+    event_ids: dict[int, str] = {}
 
     def event_id(index: int) -> str:
-        return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{tenant}\n{basis}\n{index}"))
+        known = event_ids.get(index)
+        if known is None:
+            known = event_ids[index] = uuid5_text(_EVENT_ID_PREFIX, f"{tenant}\n{basis}\n{index}")
+        return known
 
     sealed_with: dict[int, str] = {}
 
@@ -179,8 +209,8 @@ def _normalize(payload: bytes, headers: Mapping[str, bytes], keys: KeyLookup) ->
         return EncryptedText(key_id=key_id, ciphertext=blob)
 
     provenance = Provenance(
-        source=_header(headers, "source"),
-        source_id=_header(headers, "source_id"),
+        source=header("source"),
+        source_id=header("source_id"),
         source_message_id=source_message_id,
         legacy_type=event.type,
         legacy_version=event.version,
