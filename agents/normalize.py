@@ -15,6 +15,7 @@ path cost ~20 % of the agent's throughput (bench/README.md); the flush-before-co
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -49,6 +50,7 @@ def register(app: CarryoverApp) -> None:
     )
 
     runtime = NormalizeRuntime(settings)
+    app.counters["normalize"] = lambda: asdict(runtime.normalizer.stats) if runtime.normalizer else {}
 
     @app.agent(topics.staging, concurrency=1, name="agents.normalize.normalize")
     async def normalize(stream: StreamT[bytes]) -> None:

@@ -21,6 +21,7 @@ recent event ids, ``CARRYOVER_STATE_DEDUPE_WINDOW``).
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from faust import StreamT
@@ -88,6 +89,7 @@ def register(app: CarryoverApp) -> None:
     )
     views.register(app, stage)
     stats = stage.stats
+    app.counters["state"] = lambda: asdict(stats)
     for table in (holds, conversations):
         count_changelog_reads(app, table, stats)
     hold_book = TableHoldBook(holds)

@@ -18,6 +18,7 @@ from app import local_broker, ops
 from app import topics as topic_names
 from app.catalog.model import default_catalog
 from app.delivery import Redelivery
+from app.ops.lag_monitor import LagMonitor
 from app.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,10 @@ class CarryoverApp(faust.App):
         self.streams = StreamTopics(self, settings)
         self.readiness_checks: list[Callable[[], str | None]] = []
         """Extra readiness checks of the roles: each returns why the worker is not ready, or None."""
+        self.counters: dict[str, Callable[[], Mapping[str, int]]] = {}
+        """Each stage's counters by name (exported as ``carryover_<stage>_records_total``)."""
+        self.lag_monitor: LagMonitor | None = None
+        """The worker's lag monitor (``app.ops.register``)."""
 
     async def on_first_start(self) -> None:
         """Create the catalog's topics (catalog partitions and configs) before any agent or source writes.

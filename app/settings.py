@@ -193,6 +193,20 @@ class Settings:
         str,
     )
     web_port: int = setting("CARRYOVER_WEB_PORT", 6066, "Port of the worker's web server (lag page).", int)
+    lag_sample_seconds: float = setting(
+        "CARRYOVER_LAG_SAMPLE_SECONDS",
+        5.0,
+        "How often the lag monitor reads the app's committed and end offsets (one set of Kafka clients "
+        "per worker, whatever the number of lag page requests).",
+        float,
+    )
+    lag_window_seconds: float = setting(
+        "CARRYOVER_LAG_WINDOW_SECONDS",
+        60.0,
+        "Evaluation window of the lag status: STALL when the committed offset did not move over it with "
+        "lag, WARN when lag grew over all of it.",
+        float,
+    )
     dedupe_window_seconds: int = setting(
         "CARRYOVER_DEDUPE_WINDOW_SECONDS",
         3600,

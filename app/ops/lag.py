@@ -6,7 +6,7 @@ so its lag is ``end - start``.  A committed offset beyond a (stale) end offset c
 Partitions without a known end offset are left out: a figure we cannot compute is not shown as 0.
 
 The web layer (``app/ops/lag_views.py``) gathers the offsets; this module turns them into per-partition,
-per-topic, per-group and per-agent figures and renders them for JSON and Prometheus.
+per-topic, per-group and per-agent figures.
 """
 
 from __future__ import annotations
@@ -170,50 +170,3 @@ def report_to_json(report: LagReport) -> dict[str, Any]:
             for a in report.agents
         ],
     }
-
-
-def _label(value: str) -> str:
-    """A Prometheus label value, escaped."""
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def prometheus_text(report: LagReport) -> str:
-    """The report in Prometheus text exposition format (version 0.0.4)."""
-    lines = [
-        "# HELP carryover_consumer_lag Records the consumer group still has to read on the partition.",
-        "# TYPE carryover_consumer_lag gauge",
-    ]
-    rows = list(report.partitions())
-    for p in rows:
-        labels = f'group="{_label(p.group)}",topic="{_label(p.topic)}",partition="{p.partition}"'
-        lines.append(f"carryover_consumer_lag{{{labels}}} {p.lag}")
-    lines += [
-        "# HELP carryover_consumer_committed_offset Offset the consumer group committed (-1: none yet).",
-        "# TYPE carryover_consumer_committed_offset gauge",
-    ]
-    for p in rows:
-        labels = f'group="{_label(p.group)}",topic="{_label(p.topic)}",partition="{p.partition}"'
-        committed = -1 if p.committed is None else p.committed
-        lines.append(f"carryover_consumer_committed_offset{{{labels}}} {committed}")
-    lines += [
-        "# HELP carryover_topic_end_offset High watermark of the partition.",
-        "# TYPE carryover_topic_end_offset gauge",
-    ]
-    ends = {(p.topic, p.partition): p.end for p in rows}
-    for (topic, partition), end in sorted(ends.items()):
-        lines.append(f'carryover_topic_end_offset{{topic="{_label(topic)}",partition="{partition}"}} {end}')
-    lines += [
-        "# HELP carryover_consumer_group_lag Records the consumer group still has to read, all topics.",
-        "# TYPE carryover_consumer_group_lag gauge",
-    ]
-    lines += [f'carryover_consumer_group_lag{{group="{_label(g.group)}"}} {g.lag}' for g in report.groups]
-    if report.agents:
-        lines += [
-            "# HELP carryover_agent_lag Records an agent still has to read over its topics.",
-            "# TYPE carryover_agent_lag gauge",
-        ]
-        lines += [
-            f'carryover_agent_lag{{agent="{_label(a.agent)}",group="{_label(a.group)}"}} {a.lag}'
-            for a in report.agents
-        ]
-    return "\n".join(lines) + "\n"

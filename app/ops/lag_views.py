@@ -1,187 +1,209 @@
-"""The lag page (``/lag/``), its JSON API (``/lag.json``) and Prometheus metrics (``/metrics``).
+"""The lag page (``/lag/``), its JSON (``/lag.json``) and Prometheus metrics (``/metrics``).
 
-Lag is computed the way a consumer would: committed offsets of the group (admin API, with explicit
-partitions, which the local broker needs) against fresh end offsets (a consumer's ``end_offsets``; on
-the local broker the compat layer corrects them).  Faust's own ``/performance/`` figures are not used:
-they are off by one and blank exactly when a consumer is stuck.
-
-By default the report covers this app's consumer group over the topics its agents read.  Any other
-group can be looked at with ``?group=NAME&topics=a,b`` (for example a downstream service's consumer);
-``group`` may list several groups, comma separated, and ``topics`` applies to each.
+Every figure comes from the worker's :class:`app.ops.lag_monitor.LagMonitor` (long-lived clients sampling
+the app's own consumer group every ``CARRYOVER_LAG_SAMPLE_SECONDS``) and from the stages' counters: a
+request never opens a Kafka client, and only the app's own group and topics are shown (``?group=`` is
+refused). Lag is computed the way a consumer would: committed offsets against fresh end offsets (corrected
+on the local broker); Faust's own ``/performance/`` figures are not used (off by one, blank when stuck).
 """
 
 from __future__ import annotations
 
 import html
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
 from faust import web
 from faust.types import AppT
 from faust.web import Blueprint
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import Metric
 
+from app.ingest.stats import registry as ingest_registry
 from app.ops.health_views import readiness_failures, worker_state
-from app.ops.lag import AgentSubscription, LagReport, compute_lag, prometheus_text, report_to_json
+from app.ops.lag_monitor import LagMonitor, LagSnapshot
+from app.ops.lag_status import sparkline_svg
+from app.ops.metrics import WorkerCollector, metric_families
 
 blueprint = Blueprint("carryover_lag")
 
 REFRESH_SECONDS = 5
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4"
+STATUS_COLOURS = {"OK": "#2e7d32", "WARN": "#ef6c00", "STALL": "#c62828", "STOP": "#6a1b9a", "ERR": "#424242"}
 
 
-def bootstrap_servers(app: AppT) -> str:
-    """The app's broker URLs as aiokafka's ``host:port,...``."""
-    return ",".join(f"{url.host}:{url.port or 9092}" for url in app.conf.broker)
+def monitor_of(app: AppT) -> LagMonitor | None:
+    """The app's lag monitor (None when ``app.ops.register`` did not run)."""
+    monitor: LagMonitor | None = getattr(app, "lag_monitor", None)
+    return monitor
 
 
-def client_options(app: AppT) -> dict[str, Any]:
-    """Connection options (bootstrap, TLS/SASL) for extra aiokafka clients, as Faust's own clients use."""
-    from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth  # noqa: PLC0415
-
+def snapshot_to_json(snapshot: LagSnapshot) -> dict[str, Any]:
+    """The snapshot as JSON-ready data (what ``/lag.json`` and ``carryover lag`` show)."""
     return {
-        "bootstrap_servers": bootstrap_servers(app),
-        "client_id": f"{app.conf.broker_client_id}-lag",
-        **credentials_to_aiokafka_auth(app.conf.broker_credentials, app.conf.ssl_context),
+        "sampled_at": snapshot.sampled_at,
+        "window_seconds": snapshot.window_seconds,
+        "group_members": snapshot.members,
+        "total_lag": snapshot.total_lag,
+        "error": snapshot.error or None,
+        "agents": [
+            {
+                "agent": a.agent,
+                "stage": a.stage,
+                "topics": list(a.topics),
+                "status": a.status.value,
+                "reason": a.reason,
+                "lag": a.lag,
+                "time_lag_seconds": a.time_lag_seconds,
+                "history": list(a.history),
+            }
+            for a in snapshot.agents
+        ],
+        "partitions": [
+            {
+                "group": p.group,
+                "topic": p.topic,
+                "partition": p.partition,
+                "committed": p.committed,
+                "end": p.end,
+                "lag": p.lag,
+                "time_lag_seconds": p.time_lag_seconds,
+                "status": p.status.value,
+                "reason": p.reason,
+                "history": list(p.history),
+            }
+            for p in snapshot.partitions
+        ],
     }
 
 
-def agent_subscriptions(app: AppT) -> list[AgentSubscription]:
-    """Every agent of ``app`` that reads topics, in the app's consumer group (``app.conf.id``)."""
-    subscriptions = []
-    for agent in app.agents.values():
-        topics = tuple(sorted(agent.get_topic_names()))
-        if topics:
-            subscriptions.append(AgentSubscription(agent.name, app.conf.id, topics))
-    return subscriptions
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
-def app_groups(app: AppT) -> dict[str, tuple[str, ...]]:
-    """The app's consumer group and the topics its agents read (empty when it has no stream agents)."""
-    topics = sorted({topic for sub in agent_subscriptions(app) for topic in sub.topics})
-    return {app.conf.id: tuple(topics)} if topics else {}
-
-
-async def read_offsets(
-    options: Mapping[str, Any], groups: Mapping[str, Sequence[str]]
-) -> tuple[
-    dict[str, dict[tuple[str, int], int | None]], dict[tuple[str, int], int], dict[tuple[str, int], int]
-]:
-    """(committed per group, end offsets, start offsets) for every partition of the groups' topics.
-
-    Topics that do not exist are skipped; a group that never committed gets ``None`` per partition.
-    """
-    consumer = AIOKafkaConsumer(enable_auto_commit=False, **options)
-    admin = AIOKafkaAdminClient(**options)
-    await consumer.start()
-    try:
-        await admin.start()
-        existing = await consumer.topics()
-        wanted = sorted({topic for topics in groups.values() for topic in topics if topic in existing})
-        tps = [TopicPartition(t, p) for t in wanted for p in sorted(consumer.partitions_for_topic(t) or ())]
-        ends: dict[tuple[str, int], int] = dict(await consumer.end_offsets(tps)) if tps else {}
-        starts: dict[tuple[str, int], int] = dict(await consumer.beginning_offsets(tps)) if tps else {}
-        committed: dict[str, dict[tuple[str, int], int | None]] = {}
-        for group, topics in groups.items():
-            group_tps = [tp for tp in tps if tp.topic in topics]
-            answer = await admin.list_consumer_group_offsets(group, partitions=group_tps) if group_tps else {}
-            committed[group] = {tp: None for tp in group_tps}
-            for tp, meta in answer.items():
-                committed[group][tp] = meta.offset if meta.offset >= 0 else None
-        return committed, ends, starts
-    finally:
-        await admin.close()
-        await consumer.stop()
-
-
-async def lag_report(app: AppT, extra_groups: Mapping[str, Sequence[str]] | None = None) -> LagReport:
-    """The lag of the app's own group (per agent too) and of ``extra_groups`` (group -> topics)."""
-    groups = {**app_groups(app), **(extra_groups or {})}
-    committed, ends, starts = await read_offsets(client_options(app), groups)
-    return compute_lag(committed, ends, starts, agent_subscriptions(app))
-
-
-def _csv(raw: str) -> tuple[str, ...]:
-    return tuple(part.strip() for part in raw.split(",") if part.strip())
-
-
-def requested_groups(query: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
-    """Groups asked for with ``?group=g1,g2&topics=a,b``; ValueError when topics are missing."""
-    names = _csv(query.get("group", ""))
-    if not names:
-        return {}
-    topics = _csv(query.get("topics", ""))
-    if not topics:
-        raise ValueError("?group= needs ?topics=a,b (the topics that group reads)")
-    return {name: topics for name in names}
+def _badge(status: str) -> str:
+    colour = STATUS_COLOURS.get(status, "#424242")
+    return f"<span class='badge' style='background:{colour}'>{html.escape(status)}</span>"
 
 
 def render_html(
-    report: LagReport, refresh_seconds: int = REFRESH_SECONDS, not_ready: Sequence[str] = ()
+    snapshot: LagSnapshot | None,
+    *,
+    not_ready: Sequence[str] = (),
+    sources: Mapping[str, Mapping[str, int]] | None = None,
+    refresh_seconds: int = REFRESH_SECONDS,
 ) -> str:
-    """The lag page: this worker's readiness (why not, when not), then one table per consumer group
-    (topic, partition, committed, end, lag)."""
+    """The lag page: readiness, sources, agents (worst first, by flow), then every partition (worst first)."""
     esc = html.escape
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<meta http-equiv='refresh' content='{refresh_seconds}'>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
         "<title>carryover lag</title>",
-        "<style>body{font-family:sans-serif}table{border-collapse:collapse;margin-bottom:1.5em}"
-        "td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}th{background:#eee}"
-        ".lagging{background:#fdd}</style></head><body>",
-        f"<h1>Consumer lag</h1><p>Total lag: <b>{report.total}</b> (refreshes every {refresh_seconds} s)</p>",
+        "<style>body{font-family:system-ui,sans-serif;margin:1em 2em;color:#222}"
+        "table{border-collapse:collapse;margin-bottom:1.5em}"
+        "td,th{border-bottom:1px solid #ddd;padding:3px 10px;"
+        "text-align:right;white-space:nowrap}th{background:#f3f3f3}td.l,th.l{text-align:left}"
+        ".badge{color:#fff;border-radius:4px;padding:1px 7px;font-weight:600;font-size:.85em}"
+        ".spark{color:#1565c0;vertical-align:middle}.notready{background:#fde0dc;padding:.4em .8em}"
+        ".reason{color:#555;font-size:.9em}</style></head><body>",
+        "<h1>carryover — consumer lag</h1>",
     ]
     if not_ready:
         reasons = "; ".join(esc(reason) for reason in not_ready)
-        parts.append(f"<p class='lagging'><b>This worker is not ready:</b> {reasons}.</p>")
+        parts.append(f"<p class='notready'><b>This worker is not ready:</b> {reasons}.</p>")
     else:
         parts.append("<p>This worker is ready.</p>")
-    if not report.groups:
-        parts.append("<p>No consumer group to show: this worker runs no stream agents.</p>")
-    for group in report.groups:
-        parts.append(f"<h2>Group <code>{esc(group.group)}</code>: lag {group.lag}</h2>")
+    if snapshot is None:
+        parts.append("<p>Waiting for the first sample of the offsets…</p></body></html>")
+        return "\n".join(parts)
+    sampled = time.strftime("%H:%M:%S", time.localtime(snapshot.sampled_at))
+    members = "unknown" if snapshot.members is None else str(snapshot.members)
+    parts.append(
+        f"<p>Total lag <b>{snapshot.total_lag}</b> · sampled {sampled}"
+        f" · window {snapshot.window_seconds:.0f} s"
+        f" · group members {members} · refreshes every {refresh_seconds} s</p>"
+    )
+    if snapshot.error:
+        parts.append(f"<p class='notready'><b>ERR:</b> {esc(snapshot.error)}</p>")
+    if sources:
         parts.append(
-            "<table><tr><th>topic</th><th>partition</th><th>committed</th><th>end</th><th>lag</th></tr>"
+            "<h2>Sources (this worker)</h2><table><tr><th class='l'>source</th><th>queues</th>"
+            "<th>in flight</th><th>backlog</th><th>received</th><th>landed</th><th>errors</th></tr>"
         )
-        for topic in group.topics:
-            for p in topic.partitions:
-                committed = "—" if p.committed is None else str(p.committed)
-                row_class = " class='lagging'" if p.lag else ""
-                parts.append(
-                    f"<tr{row_class}><td>{esc(p.topic)}</td><td>{p.partition}</td><td>{committed}</td>"
-                    f"<td>{p.end}</td><td>{p.lag}</td></tr>"
-                )
+        for kind, t in sorted(sources.items()):
+            backlog = str(t.get("queue_depth", 0)) if kind == "sqs" else "n/a"
             parts.append(
-                f"<tr><th>{esc(topic.topic)}</th><th colspan='3'>topic total</th><th>{topic.lag}</th></tr>"
+                f"<tr><td class='l'>{esc(kind)}</td><td>{t.get('sources', 0)}</td>"
+                f"<td>{t.get('in_flight', 0)}</td>"
+                f"<td>{backlog}</td><td>{t.get('received', 0)}</td><td>{t.get('landed', 0)}</td>"
+                f"<td>{t.get('errors', 0)}</td></tr>"
             )
         parts.append("</table>")
-    if report.agents:
-        parts.append("<h2>Agents</h2><table><tr><th>agent</th><th>group</th><th>topics</th><th>lag</th></tr>")
-        for agent in report.agents:
+    if not snapshot.agents:
+        parts.append("<p>No consumer group to show: this worker runs no stream agents.</p>")
+    else:
+        parts.append(
+            "<h2>Agents</h2><table><tr><th class='l'>status</th><th class='l'>agent</th>"
+            "<th class='l'>stage</th>"
+            "<th>lag</th><th>time lag</th><th class='l'>last minutes</th><th class='l'>why</th></tr>"
+        )
+        for a in snapshot.agents:
             parts.append(
-                f"<tr><td>{esc(agent.agent)}</td><td>{esc(agent.group)}</td>"
-                f"<td>{esc(', '.join(agent.topics))}</td><td>{agent.lag}</td></tr>"
+                f"<tr><td class='l'>{_badge(a.status.value)}</td><td class='l'>{esc(a.agent)}</td>"
+                f"<td class='l'>{esc(a.stage)}</td><td>{a.lag}</td><td>{_age(a.time_lag_seconds)}</td>"
+                f"<td class='l'>{sparkline_svg(a.history)}</td><td class='l reason'>{esc(a.reason)}</td></tr>"
+            )
+        parts.append("</table>")
+        parts.append(
+            "<h2>Partitions</h2><table><tr><th class='l'>status</th><th class='l'>topic</th>"
+            "<th>partition</th>"
+            "<th>committed</th><th>end</th><th>lag</th><th>time lag</th><th class='l'>last minutes</th>"
+            "<th class='l'>why</th></tr>"
+        )
+        for p in snapshot.partitions:
+            committed = "—" if p.committed is None else str(p.committed)
+            parts.append(
+                f"<tr><td class='l'>{_badge(p.status.value)}</td><td class='l'>{esc(p.topic)}</td>"
+                f"<td>{p.partition}</td><td>{committed}</td><td>{p.end}</td><td>{p.lag}</td>"
+                f"<td>{_age(p.time_lag_seconds)}</td><td class='l'>{sparkline_svg(p.history)}</td>"
+                f"<td class='l reason'>{esc(p.reason)}</td></tr>"
             )
         parts.append("</table>")
     parts.append("</body></html>")
     return "\n".join(parts)
 
 
-class LagView(web.View):
-    """Shared request handling: which groups, and a 503 when Kafka cannot be asked."""
+def refused_query(query: Mapping[str, str]) -> str | None:
+    """Why a query is refused: only the app's own group is shown."""
+    if "group" in query or "topics" in query:
+        return "only this app's own consumer group and topics are shown: ?group= and ?topics= are refused"
+    return None
 
-    async def report_or_error(self, request: web.Request) -> LagReport | web.Response:
-        """The report for this request, or the error response to send instead."""
-        try:
-            extra = requested_groups(request.query)
-        except ValueError as exc:
-            return self.json({"error": str(exc)}, status=400)
-        try:
-            return await lag_report(self.app, extra)
-        except KafkaError as exc:
-            return self.json({"error": f"cannot read offsets from Kafka: {exc!r}"}, status=503)
+
+class LagView(web.View):
+    """Shared request handling: refuse other groups; the monitor's latest snapshot."""
+
+    def refusal(self, request: web.Request) -> web.Response | None:
+        """The error response for a request asking for something this view does not show."""
+        refused = refused_query(request.query)
+        if refused:
+            return self.json({"error": refused}, status=400)
+        if monitor_of(self.app) is None:
+            return self.json({"error": "no lag monitor in this worker"}, status=503)
+        return None
+
+    def snapshot(self) -> LagSnapshot | None:
+        """The latest snapshot (None before the first sample)."""
+        monitor = monitor_of(self.app)
+        return monitor.snapshot if monitor is not None else None
 
 
 @blueprint.route("/lag/", name="page")
@@ -190,34 +212,51 @@ class LagPage(LagView):
 
     async def get(self, request: web.Request) -> web.Response:
         """Render the lag page."""
-        report = await self.report_or_error(request)
-        if not isinstance(report, LagReport):
-            return report
-        return self.html(render_html(report, not_ready=readiness_failures(worker_state(self.app))))
+        refusal = self.refusal(request)
+        if refusal is not None:
+            return refusal
+        not_ready = readiness_failures(worker_state(self.app))
+        sources = {kind: ingest_registry.totals(kind) for kind in ("sqs", "pubsub")}
+        shown = sources if any(t["sources"] or t["received"] for t in sources.values()) else None
+        return self.html(render_html(self.snapshot(), not_ready=not_ready, sources=shown))
 
 
 @blueprint.route("/lag.json", name="json")
 class LagJson(LagView):
-    """The lag report as JSON."""
+    """The lag snapshot as JSON, with this worker's readiness."""
 
     async def get(self, request: web.Request) -> web.Response:
-        """Answer the lag report."""
-        report = await self.report_or_error(request)
-        if not isinstance(report, LagReport):
-            return report
+        """Answer the snapshot (503 before the first sample)."""
+        refusal = self.refusal(request)
+        if refusal is not None:
+            return refusal
+        snapshot = self.snapshot()
+        if snapshot is None:
+            return self.json({"error": "no sample yet; retry"}, status=503, headers={"Retry-After": "2"})
         not_ready = readiness_failures(worker_state(self.app))
         return self.json(
-            {**report_to_json(report), "worker": {"ready": not not_ready, "not_ready": not_ready}}
+            {**snapshot_to_json(snapshot), "worker": {"ready": not not_ready, "not_ready": not_ready}}
         )
 
 
+def worker_families(app: AppT) -> list[Metric]:
+    """Every metric family of the running worker."""
+    monitor = monitor_of(app)
+    counters = getattr(app, "counters", {})
+    return metric_families(
+        monitor.snapshot if monitor is not None else None,
+        {kind: ingest_registry.totals(kind) for kind in ("sqs", "pubsub")},
+        {stage: provider() for stage, provider in counters.items()},
+        bool(app.in_recovery),
+    )
+
+
 @blueprint.route("/metrics", name="metrics")
-class Metrics(LagView):
-    """Lag per group/topic/partition in Prometheus text format."""
+class Metrics(web.View):
+    """Prometheus exposition of lag, statuses, stage counters and recovery (prometheus_client)."""
 
     async def get(self, request: web.Request) -> web.Response:
         """Answer the metrics."""
-        report = await self.report_or_error(request)
-        if not isinstance(report, LagReport):
-            return report
-        return self.text(prometheus_text(report), content_type=PROMETHEUS_CONTENT_TYPE)
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(WorkerCollector(lambda: worker_families(self.app)))
+        return self.text(generate_latest(registry).decode(), content_type=PROMETHEUS_CONTENT_TYPE)

@@ -13,7 +13,6 @@ from app.ops.lag import (
     PartitionLag,
     compute_lag,
     partition_lag,
-    prometheus_text,
     report_to_json,
 )
 
@@ -114,25 +113,6 @@ def test_json_shape() -> None:
         ],
         "agents": [{"agent": "a", "group": "g", "topics": ["t"], "lag": 2}],
     }
-
-
-def test_prometheus_text() -> None:
-    committed: dict[str, dict[tuple[str, int], int | None]] = {
-        'we"ird\\group': {("t", 1): None, ("t", 0): 3},
-    }
-    text = prometheus_text(compute_lag(committed, {("t", 0): 5, ("t", 1): 1}))
-    samples = [line for line in text.splitlines() if not line.startswith("#")]
-    assert samples == [
-        'carryover_consumer_lag{group="we\\"ird\\\\group",topic="t",partition="0"} 2',
-        'carryover_consumer_lag{group="we\\"ird\\\\group",topic="t",partition="1"} 1',
-        'carryover_consumer_committed_offset{group="we\\"ird\\\\group",topic="t",partition="0"} 3',
-        'carryover_consumer_committed_offset{group="we\\"ird\\\\group",topic="t",partition="1"} -1',
-        'carryover_topic_end_offset{topic="t",partition="0"} 5',
-        'carryover_topic_end_offset{topic="t",partition="1"} 1',
-        'carryover_consumer_group_lag{group="we\\"ird\\\\group"} 3',
-    ]
-    assert "# TYPE carryover_consumer_lag gauge" in text
-    assert text.endswith("\n")
 
 
 offsets = st.integers(min_value=0, max_value=10**12)
