@@ -101,9 +101,16 @@ def _optional_command_sets() -> list[Callable[[argparse._SubParsersAction[argpar
     from app.catalog.commands import add_catalog_commands  # noqa: PLC0415
     from app.dev.simulate.commands import add_simulate_commands  # noqa: PLC0415
     from app.normalize.replay import add_replay_commands  # noqa: PLC0415
+    from app.ops.commands import add_lag_commands  # noqa: PLC0415
     from app.state.commands import add_state_commands  # noqa: PLC0415
 
-    return [add_catalog_commands, add_simulate_commands, add_replay_commands, add_state_commands]
+    return [
+        add_catalog_commands,
+        add_simulate_commands,
+        add_replay_commands,
+        add_state_commands,
+        add_lag_commands,
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

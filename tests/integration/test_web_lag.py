@@ -10,6 +10,7 @@ evaluation window (shortened here). Only the app's own group is shown: ``?group=
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from app import local_broker
 from tests.e2e.table_app.worker import TableWorker
+from tests.support.cli import carryover
 from tests.support.stack import RunningStack
 from tests.support.worker import worker_env
 
@@ -167,7 +169,8 @@ async def test_lag_page_json_and_metrics_report_a_stuck_group(stack: RunningStac
             re.findall(r'carryover_consumer_lag_records\{[^}]*partition="(\d)"[^}]*\} ([\d.]+)', metrics)
         )
         assert lag_samples == {"0": "4.0", "1": "7.0", "2": "0.0", "3": "0.0"}
-        assert re.search(r'carryover_partition_status\{[^}]*partition="1",status="STALL"[^}]*\} 1\.0', metrics)
+        stalled_status = r'carryover_partition_status\{[^}]*partition="1",status="STALL"[^}]*\} 1\.0'
+        assert re.search(stalled_status, metrics)
         assert "carryover_tables_recovering 0.0" in metrics
 
         status, ctype, page = await asyncio.to_thread(worker.get, "/lag/")
@@ -175,6 +178,17 @@ async def test_lag_page_json_and_metrics_report_a_stuck_group(stack: RunningStac
         assert "http-equiv='refresh' content='5'" in page and ">STALL</span>" in page
         assert f"<td class='l'>{topic}</td><td>1</td><td>5</td><td>12</td><td>7</td>" in page
         assert f"<td class='l'>{topic}</td><td>2</td><td>—</td><td>0</td><td>0</td>" in page
+
+        # the same view in a terminal: `carryover lag`, worst first
+        url = ["--url", f"http://127.0.0.1:{worker.web_port}"]
+        shown = await asyncio.to_thread(carryover, ["lag", *url], env)
+        print(f"\n$ carryover lag\n{shown.stdout}")  # noqa: T201 - the closing note shows it (pytest -s)
+        assert shown.returncode == 0, shown.stderr
+        rows = shown.stdout.splitlines()
+        assert rows[3].split()[:2] == ["STALL", "tests.e2e.table_app.counting.count"]
+        assert any(row.split()[:3] == ["STALL", topic, "1"] for row in rows)
+        as_json = await asyncio.to_thread(carryover, ["lag", "--json", *url], env)
+        assert json.loads(as_json.stdout)["total_lag"] == 11
 
         # only the app's own group: another group cannot be looked at through the worker
         status, _ctype, body = await asyncio.to_thread(worker.get, f"/lag.json?group=other&topics={topic}")
