@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Tool venv of `make helm`: helm/validate.py creates it from helm/requirements.txt.
+HELM_VENV := .venv-helm
 PUBSUB_EMULATOR := /usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator
 
 .PHONY: run test test-unit test-integration lint catalog catalog-check bench helm install system-deps clean stack-up stack-down
@@ -50,9 +52,8 @@ bench: install  ## benchmarks (each prints its table with the comparison measure
 	$(PY) -m bench.ingest_bench
 	$(PY) -m bench.normalize_bench
 
-helm:  ## lint and render the chart (needs the helm binary)
-	@command -v helm >/dev/null || { echo "helm is not installed: see https://helm.sh/docs/intro/install/"; exit 1; }
-	helm lint helm/carryover && helm template carryover helm/carryover >/dev/null
+helm:  ## lint, render and schema-check the chart (Helm v4 library via helm-sdkpy, kubernetes-validate; helm/README)
+	HELM_VENV=$(HELM_VENV) $(PYTHON) helm/validate.py
 
 stack-up: install
 	$(VENV)/bin/carryover stack up

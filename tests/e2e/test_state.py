@@ -29,6 +29,7 @@ from tests.support.state import (
     wait_until_caught_up,
 )
 from tests.support.worker import Worker, worker_env
+from tests.unit.test_web_surface import GUARDED, OPEN
 
 pytestmark = pytest.mark.e2e
 
@@ -73,12 +74,21 @@ def test_one_worker_answers_every_conversation_like_the_reference(
         assert report["lost"] == 0 and report["applied"] == traffic.expected_facts() > 1000, report
 
         some = next(iter(sorted(traffic.states)))
-        path = conversation_path(*some)
-        assert get_json(worker.web_port, path, None)[0] == 401
-        assert get_json(worker.web_port, path, "wrong")[0] == 401
+        guarded = {  # every guarded view of tests/unit/test_web_surface.py, with a real path
+            "/state/conversations/{tenant}/{conversation_id}": conversation_path(*some),
+            "/state/stats": "/state/stats",
+        }
+        assert set(guarded) == GUARDED
+        for path in guarded.values():
+            assert get_json(worker.web_port, path, None)[0] == 401, path
+            assert get_json(worker.web_port, path, "wrong")[0] == 401, path
+            assert get_json(worker.web_port, path, TOKEN)[0] == 200, path
+        for path in OPEN - {"/sources/"}:  # open views answer without a token (no ingest role here)
+            assert get_json(worker.web_port, path, None)[0] == 200, path
+        for path in ("/table/", "/router/"):  # Faust's table and router views stay off
+            assert get_json(worker.web_port, path, None)[0] == 404, path
         status, body = get_json(worker.web_port, conversation_path(some[0], "no-such-conversation"), TOKEN)
         assert status == 404 and "no state" in body["error"]
-        assert get_json(worker.web_port, "/table/", None)[0] == 404  # Faust's table view stays off
         status, stats = get_json(worker.web_port, "/state/stats", TOKEN)
         assert status == 200 and stats["forwarded"] == traffic.forwards and stats["dead_lettered"] == 0, stats
         assert stats["directory_caught_up"] is True and stats["directory_users"] == len(
