@@ -10,7 +10,16 @@
   then ``acknowledge`` for what Kafka acknowledged and ``release`` (after ``retry_delay``) for the rest.
   A batch task never raises; the messages of a batch that failed come back from the source.
 * Messages in flight are extended at half of their current deadline (the source's own first).
-* Shutdown: stop receiving, let batches in flight finish (at most ``shutdown_grace``), then stop.
+* Shutdown (:meth:`IngestDriver.run` cancelled, e.g. on SIGTERM): no new receive starts; within
+  ``shutdown_grace`` the receives already under way return (their messages are released at once) and the
+  batches in flight keep landing (and being extended), a write that fails meanwhile being released at once
+  (not after ``retry_delay``); then the batches still waiting for Kafka are cancelled and every message not
+  acknowledged is released at once (SQS visibility 0, Pub/Sub ack deadline 0). A receive is not abandoned
+  before the releases: the server would go on with an abandoned long poll and could take the released
+  messages for a client that is gone (invisible until their timeout), which is why the SQS adapter keeps
+  its long polls under half the grace. A message is acknowledged only after Kafka acknowledged its record,
+  shutdown or not; one released while its record was still being written may reach staging twice, with the
+  same source message id. The figures are in :attr:`IngestDriver.shutdown_report`.
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -37,6 +46,9 @@ IDLE_BACKOFF_FIRST = 0.05
 ERROR_BACKOFF_FIRST = 1.0
 CRASH_DELAY = 1.0
 DEPTH_CALLS_AT_ONCE = 32
+RELEASE_BOUND_SECONDS = 10.0
+"""On shutdown, how long the release calls may take in all; a message not released comes back after its
+visibility timeout / ack deadline, as after a crash."""
 
 
 def chunks(items: Sequence[T], size: int) -> list[list[T]]:
@@ -44,6 +56,18 @@ def chunks(items: Sequence[T], size: int) -> list[list[T]]:
     if size < 1:
         raise ValueError("chunk size must be at least 1")
     return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+async def _wait(futures: Sequence[asyncio.Future[T]], seconds: float) -> None:
+    """Until every future is done or ``seconds`` passed."""
+    if futures:
+        await asyncio.wait(futures, timeout=seconds)
+
+
+def _retrieve(future: asyncio.Future[T]) -> None:
+    """Mark an abandoned future's outcome as seen (no "exception was never retrieved" at exit)."""
+    if not future.cancelled():
+        future.exception()
 
 
 class Outcome(enum.Enum):
@@ -94,6 +118,26 @@ class InFlight:
 
 
 @dataclass
+class ShutdownReport:
+    """What one driver's shutdown did."""
+
+    kind: str
+    landed: int = 0  # messages acknowledged at the source after Kafka acknowledged them, during shutdown
+    released: int = 0  # messages the source confirmed released at once (visible again / nacked)
+    release_errors: int = 0  # messages whose release failed: they come back after their timeout
+    cancelled_batches: int = 0  # batches still waiting for Kafka when the grace ran out
+    seconds: float = 0.0  # from the start of the shutdown to the end of the releases
+
+    def line(self) -> str:
+        """For the shutdown log line."""
+        return (
+            f"{self.kind}: landed {self.landed}, released {self.released}"
+            + (f" ({self.release_errors} release errors)" if self.release_errors else "")
+            + f" in {self.seconds:.1f}s"
+        )
+
+
+@dataclass
 class SourceState:
     """One source being ingested."""
 
@@ -120,7 +164,11 @@ class IngestDriver(Generic[M]):
         self._generation = 0
         self._ready: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
         self._receive_slots = asyncio.Semaphore(max(1, self.schedule.receive_slots))
-        self._batches: set[asyncio.Task[None]] = set()
+        self._batches: dict[asyncio.Task[None], SourceState] = {}
+        self._stopping = False
+        self._receives_left: list[tuple[SourceState, asyncio.Future[list[Received[M]]]]] = []
+        self._acknowledged = 0  # since start, all sources
+        self.shutdown_report: ShutdownReport | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -140,21 +188,76 @@ class IngestDriver(Generic[M]):
                         log.warning("%s discovery failed: %s", self.port.label, exc)
                     await asyncio.sleep(self.schedule.discovery_interval)
             finally:
-                await self._shutdown(pullers, extender)
+                # bounded by itself (grace, release bound): a second cancellation does not cut it short
+                shutdown = asyncio.ensure_future(self._shutdown(pullers, extender))
+                while not shutdown.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.shield(shutdown)
+                shutdown.result()
 
     async def _shutdown(self, pullers: list[asyncio.Task[None]], extender: asyncio.Task[None]) -> None:
+        """Stop receiving, let batches land within the grace, release at once what Kafka did not ack."""
+        started = time.monotonic()
+        report = ShutdownReport(self.port.kind)
+        acknowledged_before = self._acknowledged
+        self._stopping = True
         receivers = pullers + [s.task for s in self.sources.values() if s.task is not None]
         for task in receivers:
             task.cancel()
         await asyncio.gather(*receivers, return_exceptions=True)
-        batches = list(self._batches)
-        if batches:
-            _done, pending = await asyncio.wait(batches, timeout=self.schedule.shutdown_grace)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*batches, return_exceptions=True)
+        grace = max(0.0, self.schedule.shutdown_grace)
+        receives = [future for _state, future in self._receives_left]
+        batches = dict(self._batches)
+        await asyncio.gather(
+            _wait(receives, grace),  # under way at the stop: may bring messages, released below
+            _wait(list(batches), grace),  # batches in flight may land within the grace
+        )
+        for future in receives:
+            future.cancel()  # no-op for the finished ones
+        pending = [task for task in batches if not task.done()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*receives, *batches, return_exceptions=True)
+        report.cancelled_batches = len(pending)
         extender.cancel()
         await asyncio.gather(extender, return_exceptions=True)
+        report.landed = self._acknowledged - acknowledged_before
+        try:
+            await asyncio.wait_for(self._release_all(batches.values(), report), RELEASE_BOUND_SECONDS)
+        except TimeoutError:
+            log.warning(
+                "%s: releasing in-flight messages took over %.0fs", self.port.label, RELEASE_BOUND_SECONDS
+            )
+        report.seconds = time.monotonic() - started
+        self.shutdown_report = report
+        log.debug("%s shutdown: %s", self.port.label, report.line())
+
+    async def _release_all(self, batch_states: Iterable[SourceState], report: ShutdownReport) -> None:
+        """Release at once every message received and not acknowledged (in flight, or from a late receive)."""
+        unsettled: dict[int, tuple[SourceState, list[str]]] = {}
+        for state in [*self.sources.values(), *batch_states]:
+            unsettled.setdefault(id(state), (state, []))[1].extend(state.in_flight)
+        for state, future in self._receives_left:
+            if future.done() and not future.cancelled() and future.exception() is None:
+                handles = [m.handle for m in future.result()]
+                state.stats.received += len(handles)
+                unsettled.setdefault(id(state), (state, []))[1].extend(handles)
+        self._receives_left.clear()
+
+        async def release(state: SourceState, handles: list[str]) -> None:
+            handles = list(dict.fromkeys(handles))
+            source = state.source
+            errors_before = state.stats.errors
+            released = await self._settle(state, handles, lambda chunk: self.port.release(source, chunk, 0))
+            report.released += released
+            report.release_errors += len(handles) - released
+            if state.stats.errors > errors_before:
+                log.warning("%s: releasing from %s: %s", self.port.label, source.name, state.stats.last_error)
+            for handle in handles:
+                state.in_flight.pop(handle, None)
+            state.stats.in_flight = len(state.in_flight)
+
+        await asyncio.gather(*(release(state, handles) for state, handles in unsettled.values() if handles))
 
     # --- discovery ---------------------------------------------------------------------------------
     async def discover(self) -> set[str]:
@@ -250,7 +353,16 @@ class IngestDriver(Generic[M]):
         granted = await self.limiter.acquire(self.schedule.max_messages)
         try:
             async with self._receive_slots:
-                messages = await self.port.receive(source, granted)
+                receiving = asyncio.ensure_future(self.port.receive(source, granted))
+                try:
+                    messages = await asyncio.shield(receiving)
+                except asyncio.CancelledError:
+                    if self._stopping:  # let it return what it took: the shutdown releases it at once
+                        self._receives_left.append((state, receiving))
+                    else:
+                        receiving.cancel()
+                        receiving.add_done_callback(_retrieve)
+                    raise
         except asyncio.CancelledError:
             self.limiter.release(granted)
             raise
@@ -268,9 +380,12 @@ class IngestDriver(Generic[M]):
             return Outcome.EMPTY
         self._track(state, messages)
         task = asyncio.create_task(self._land(state, messages))
-        self._batches.add(task)
-        task.add_done_callback(self._batches.discard)
+        self._batches[task] = state
+        task.add_done_callback(self._forget_batch)
         return Outcome.RECEIVED
+
+    def _forget_batch(self, task: asyncio.Task[None]) -> None:
+        self._batches.pop(task, None)
 
     # --- in flight ---------------------------------------------------------------------------------
     def _track(self, state: SourceState, messages: list[Received[M]]) -> None:
@@ -286,9 +401,14 @@ class IngestDriver(Generic[M]):
         stats.in_flight = len(state.in_flight)
 
     async def _land(self, state: SourceState, messages: list[Received[M]]) -> None:
-        """Write one received batch to Kafka, then acknowledge what Kafka acknowledged; release the rest."""
+        """Write one received batch to Kafka, then acknowledge what Kafka acknowledged; release the rest.
+
+        Cancelled (shutdown, grace over): the handles not yet settled stay in ``state.in_flight`` for the
+        shutdown to release.
+        """
         handles = [m.handle for m in messages]
         source = state.source
+        cancelled = False
         try:
             received_at_ms = int(time.time() * 1000)
             landings: list[Landing] = [self.port.land(source, m, received_at_ms) for m in messages]
@@ -298,12 +418,18 @@ class IngestDriver(Generic[M]):
             if durable:
                 # not ``acknowledged += await ...``: that would read the counter before the await
                 acknowledged = await self._settle(
-                    state, durable, lambda chunk: self.port.acknowledge(source, chunk)
+                    state, durable, lambda chunk: self.port.acknowledge(source, chunk), settles=True
                 )
                 state.stats.acknowledged += acknowledged
+                self._acknowledged += acknowledged
             if failed:
-                delay = self.schedule.retry_delay
-                await self._settle(state, failed, lambda chunk: self.port.release(source, chunk, delay))
+                delay = 0 if self._stopping else self.schedule.retry_delay
+                await self._settle(
+                    state, failed, lambda chunk: self.port.release(source, chunk, delay), settles=True
+                )
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
         except Exception as exc:  # noqa: BLE001 - never a task dying unseen; the messages come back
             state.stats.errors += 1
             state.stats.last_error = f"land: {exc!r}"
@@ -313,18 +439,30 @@ class IngestDriver(Generic[M]):
                 source.name,
             )
         finally:
-            for handle in handles:
-                state.in_flight.pop(handle, None)
+            if not (cancelled or self._stopping):  # on shutdown, what is left is released at once
+                for handle in handles:
+                    state.in_flight.pop(handle, None)
             state.stats.in_flight = len(state.in_flight)
             self.limiter.release(len(handles))
 
     async def _settle(
-        self, state: SourceState, handles: list[str], call: Callable[[list[str]], Awaitable[Report]]
+        self,
+        state: SourceState,
+        handles: list[str],
+        call: Callable[[list[str]], Awaitable[Report]],
+        *,
+        settles: bool = False,
     ) -> int:
-        """``call`` per chunk of ``batch_limit`` handles, errors counted; how many the source confirmed."""
+        """``call`` per chunk of ``batch_limit`` handles, errors counted; how many the source confirmed.
+
+        ``settles``: each chunk leaves ``state.in_flight`` once its call returned (acknowledge, release).
+        """
         done = 0
         for chunk in chunks(handles, self.schedule.batch_limit):
             report = await call(chunk)
+            if settles:
+                for handle in chunk:
+                    state.in_flight.pop(handle, None)
             done += report.done
             if report.errors:
                 state.stats.errors += report.errors

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from app.settings import Settings
 
 M = TypeVar("M")
+DEFAULT_SHUTDOWN_GRACE = 20.0
+"""Seconds batches in flight may take to land on shutdown (setting ``CARRYOVER_SHUTDOWN_GRACE_SECONDS``)."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,7 @@ class Schedule:
     extend_every: float = 1.0  # how often messages in flight are checked for extension
     retry_delay: int = 0  # a message whose write failed comes back after this many seconds
     batch_limit: int = 10  # handles per acknowledge / release / extend call
-    shutdown_grace: float = 20.0  # how long batches in flight may finish on shutdown
+    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE  # how long batches in flight may land on shutdown
 
 
 class SourcePort(Protocol[M]):

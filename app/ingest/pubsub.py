@@ -30,7 +30,15 @@ import aiohttp
 from gcloud.aio.pubsub import SubscriberClient, SubscriberMessage
 
 from app.ingest.landing import Landing, LandingConfig, land_pubsub, strip_prefix, subscription_name_from_path
-from app.ingest.port import Received, Report, Schedule, Source, SourceGone, landing_config
+from app.ingest.port import (
+    DEFAULT_SHUTDOWN_GRACE,
+    Received,
+    Report,
+    Schedule,
+    Source,
+    SourceGone,
+    landing_config,
+)
 from app.settings import Settings
 
 ACK_CHUNK = 500
@@ -86,7 +94,7 @@ class PubSubConfig:
     max_messages: int = 50
     idle_backoff_max: float = 1.0
     error_backoff_max: float = 30.0
-    shutdown_grace: float = 20.0
+    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE  # settings.shutdown_grace_seconds
 
     @property
     def api_root(self) -> str | None:
@@ -102,6 +110,7 @@ class PubSubConfig:
             emulator_host=settings.pubsub_emulator_host or None,
             discovery_interval=settings.discovery_interval,
             ack_deadline=settings.pubsub_ack_deadline,
+            shutdown_grace=settings.shutdown_grace_seconds,
         )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -65,18 +66,40 @@ class IngestRunner:
         )
 
     async def run(self) -> None:
-        """Run the sources and the summary log until cancelled."""
+        """Run the sources and the summary log until cancelled.
+
+        Cancelled (the worker stops): every driver shuts down at once and side by side (no receive after
+        the stop, batches in flight land within the grace, the rest is released at once), then one line
+        says what the shutdown did and how long it took.
+        """
         tasks = [asyncio.create_task(self._summarise(), name="ingest-summary")]
         for driver in self.drivers:
             tasks.append(asyncio.create_task(driver.run(), name=f"ingest-{driver.port.kind}"))
         try:
             await asyncio.gather(*tasks)
         finally:
+            started = time.monotonic()
             for task in tasks:
-                task.cancel()
+                if not task.cancelling():  # once: gather cancelled them already when it was cancelled
+                    task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.gather(*tasks, return_exceptions=True)
             log.info("%s", self.stats.summary_line())
+            log.info("%s", self.shutdown_line(time.monotonic() - started))
+
+    def shutdown_line(self, seconds: float) -> str:
+        """The drivers' shutdown figures in one log line."""
+        reports = [d.shutdown_report for d in self.drivers if d.shutdown_report is not None]
+        landed = sum(r.landed for r in reports)
+        released = sum(r.released for r in reports)
+        errors = sum(r.release_errors for r in reports)
+        cancelled = sum(r.cancelled_batches for r in reports)
+        grace = max((d.schedule.shutdown_grace for d in self.drivers), default=0.0)
+        return (
+            f"ingest shutdown in {seconds:.1f}s (grace {grace:g}s): landed {landed}, released {released} at "
+            f"once, release errors {errors}, batches cut at the grace {cancelled}"
+            + "".join(f" | {r.line()}" for r in reports)
+        )
 
     async def _summarise(self) -> None:
         while True:

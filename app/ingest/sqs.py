@@ -2,10 +2,13 @@
 
 * Discovery: queues whose name starts with the prefix (``-dlq`` queues skipped); depth is
   ApproximateNumberOfMessages.
-* Receive is a long poll (WaitTimeSeconds 20, up to 10 messages), so the driver runs one receive task per
-  queue (``Schedule.pullers`` 0). A deleted queue (NonExistentQueue) is :class:`SourceGone`.
+* Receive is a long poll (WaitTimeSeconds 20, or under half the shutdown grace if that is shorter; up to
+  10 messages), so the driver runs one receive task per queue (``Schedule.pullers`` 0). On shutdown the
+  driver lets the polls under way return (an abandoned one could still take messages at the server); a
+  deleted queue (NonExistentQueue) is :class:`SourceGone`.
 * Acknowledge is DeleteMessageBatch (per-entry failures checked, transient ones retried once); release
-  and extension are ChangeMessageVisibilityBatch; a failed write comes back after ``retry_delay`` seconds.
+  and extension are ChangeMessageVisibilityBatch; a failed write comes back after ``retry_delay`` seconds,
+  a message released on shutdown at once (visibility 0).
 * One aiobotocore client with a connection pool sized for every concurrent long poll.
 """
 
@@ -28,10 +31,19 @@ from app.ingest.landing import (
     queue_name_from_url,
     strip_prefix,
 )
-from app.ingest.port import Received, Report, Schedule, Source, SourceGone, landing_config
+from app.ingest.port import (
+    DEFAULT_SHUTDOWN_GRACE,
+    Received,
+    Report,
+    Schedule,
+    Source,
+    SourceGone,
+    landing_config,
+)
 from app.settings import Settings
 
 SQS_BATCH = 10
+MAX_WAIT_SECONDS = 20
 GONE_CODES = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 DEPTH_ATTRIBUTES = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
 
@@ -47,11 +59,11 @@ class SqsConfig:
     region: str = "us-east-1"
     discovery_interval: float = 30.0
     visibility_timeout: int = 30
-    wait_time_seconds: int = 20
+    wait_time_seconds: int = MAX_WAIT_SECONDS  # long poll; from settings: long_poll_seconds(grace)
     max_messages: int = SQS_BATCH
     pool_connections: int = 1024
     retry_delay: int = 5
-    shutdown_grace: float = 20.0
+    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE  # settings.shutdown_grace_seconds
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SqsConfig:
@@ -62,7 +74,15 @@ class SqsConfig:
             region=settings.aws_region,
             discovery_interval=settings.discovery_interval,
             visibility_timeout=settings.sqs_visibility_timeout,
+            wait_time_seconds=long_poll_seconds(settings.shutdown_grace_seconds),
+            shutdown_grace=settings.shutdown_grace_seconds,
         )
+
+
+def long_poll_seconds(shutdown_grace: float) -> int:
+    """WaitTimeSeconds of a receive: 20 (the most SQS allows), but under half of the shutdown grace (at
+    least 1), so that on shutdown the long polls under way return before the grace is over."""
+    return max(1, min(MAX_WAIT_SECONDS, int(shutdown_grace / 2)))
 
 
 def _error_code(exc: BaseException) -> str:

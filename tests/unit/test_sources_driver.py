@@ -1,6 +1,7 @@
 """The ingestion driver's pure parts (back-off decisions, chunking, seen ids) and its flow against an
 in-memory source port: acknowledge only after Kafka acknowledged, release on a failed write, discovery,
-a deleted source, shutdown."""
+a deleted source, shutdown (batches land within the grace, the rest is released at once, never acknowledged
+without Kafka's ack)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,11 @@ from app.ingest.driver import IngestDriver, Outcome, Pace, chunks, next_turn
 from app.ingest.flow import InFlightLimiter
 from app.ingest.landing import DeadLetter, Landing, LandingConfig, land_pubsub
 from app.ingest.port import Received, Report, Schedule, Source, SourceGone
-from app.ingest.pubsub import SeenIds
+from app.ingest.pubsub import PubSubAdapter, PubSubConfig, SeenIds
+from app.ingest.runner import IngestRunner
+from app.ingest.sqs import SqsAdapter, SqsConfig, long_poll_seconds
 from app.ingest.stats import IngestStats
+from app.settings import load
 
 POLL = Schedule(max_messages=10, idle_backoff_max=0.0, error_backoff_max=30.0)
 POOL = Schedule(max_messages=50, pullers=4, idle_backoff_max=1.0, error_backoff_max=30.0)
@@ -241,3 +245,187 @@ async def test_driver_extends_held_messages_and_finishes_batches_on_shutdown() -
     sink.hold.set()
     await asyncio.gather(task, return_exceptions=True)
     assert stats.totals()["acknowledged"] == 2 and stats.totals()["in_flight"] == 0
+
+
+# --- shutdown: land within the grace, release the rest at once, never acknowledge without Kafka's ack -----
+class HoldingSink:
+    """Writes batches at once, except a batch with a ``hold`` payload: it waits for ``resume`` (forever if
+    never set); payloads starting with ``fail`` fail. Records what Kafka "acknowledged"."""
+
+    def __init__(self) -> None:
+        self.durable: set[bytes] = set()
+        self.resume = asyncio.Event()
+        self.holding = 0
+
+    async def write(self, landings: Sequence[Landing]) -> list[BaseException | None]:
+        if any(landing.value.startswith(b"hold") for landing in landings):
+            self.holding += 1
+            await self.resume.wait()
+        results: list[BaseException | None] = []
+        for landing in landings:
+            if landing.value.startswith(b"fail"):
+                results.append(RuntimeError("kafka said no"))
+            else:
+                self.durable.add(landing.value)
+                results.append(None)
+        return results
+
+
+class TracingPort(MemoryPort):
+    """A memory port that remembers each handle's payload; ``gate`` (when set) holds receives with
+    messages until it opens, ``ack_gate`` holds acknowledgements."""
+
+    def __init__(self, schedule: Schedule) -> None:
+        super().__init__(schedule)
+        self.payloads: dict[str, bytes] = {}
+        self.gate: asyncio.Event | None = None
+        self.receiving = 0
+        self.ack_gate: asyncio.Event | None = None
+
+    async def receive(self, source: Source, max_messages: int) -> list[Received[bytes]]:
+        if self.gate is not None and self.queues[source.name]:
+            self.receiving += 1
+            await self.gate.wait()
+        received = await super().receive(source, max_messages)
+        self.payloads.update((r.handle, r.message) for r in received)
+        return received
+
+    async def acknowledge(self, source: Source, handles: list[str]) -> Report:
+        if self.ack_gate is not None:
+            await self.ack_gate.wait()
+        return await super().acknowledge(source, handles)
+
+    def acked_payloads(self) -> set[bytes]:
+        return {self.payloads[h] for h in self.acked}
+
+    def released_payloads(self, seconds: int = 0) -> list[bytes]:
+        return sorted(self.payloads[h] for h, s in self.released if s == seconds)
+
+
+async def stop(task: asyncio.Task[None]) -> float:
+    """Cancel the driver as the service does on SIGTERM; seconds until it finished."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    return loop.time() - started
+
+
+@pytest.mark.parametrize("schedule", [POLL, POOL], ids=["task-per-source", "puller-pool"])
+async def test_shutdown_releases_at_once_what_kafka_did_not_acknowledge(schedule: Schedule) -> None:
+    port = TracingPort(
+        replace(schedule, max_messages=2, shutdown_grace=0.3, retry_delay=7, extend_every=0.05)
+    )
+    port.queues["carryover-legacy-a"] = [b"ok-1", b"ok-2", b"hold-1", b"hold-2"]
+    port.queues["carryover-legacy-b"] = [b"ok-3", b"hold-3"]
+    sink, stats, limiter = HoldingSink(), IngestStats(), InFlightLimiter(100)
+    driver = IngestDriver(port, sink, limiter, stats)
+    task = asyncio.create_task(driver.run())
+    await until(lambda: sink.holding == 2 and len(port.acked) == 2)
+    assert stats.totals()["in_flight"] == 4
+    seconds = await stop(task)
+    # the held batches (never acknowledged by Kafka) are released with visibility / deadline 0, once each
+    assert port.released_payloads(0) == [b"hold-1", b"hold-2", b"hold-3", b"ok-3"]
+    assert len(port.released) == 4
+    assert port.acked_payloads() == {b"ok-1", b"ok-2"}
+    assert port.acked_payloads() <= sink.durable, "acknowledged only after Kafka acknowledged"
+    assert not port.acked_payloads() & set(port.released_payloads(0))
+    report = driver.shutdown_report
+    assert report is not None
+    assert (report.landed, report.released, report.release_errors, report.cancelled_batches) == (0, 4, 0, 2)
+    assert seconds >= 0.3, "the held batches had the whole grace"
+    assert stats.totals()["in_flight"] == 0 and limiter.in_flight == 0
+    assert not port.connected
+
+
+async def test_shutdown_lets_batches_land_within_the_grace_and_releases_failed_writes_at_once() -> None:
+    port = TracingPort(replace(POLL, max_messages=3, shutdown_grace=5, retry_delay=7))
+    port.queues["carryover-legacy-a"] = [b"hold-1", b"fail-1", b"ok-1"]
+    sink, stats = HoldingSink(), IngestStats()
+    driver = IngestDriver(port, sink, InFlightLimiter(100), stats)
+    task = asyncio.create_task(driver.run())
+    await until(lambda: sink.holding == 1)
+    task.cancel()
+    await asyncio.sleep(0.1)
+    assert not task.done(), "the batch in flight may land within the grace"
+    port.queues["carryover-legacy-a"].append(b"ok-late")
+    sink.resume.set()  # Kafka answers within the grace
+    await asyncio.gather(task, return_exceptions=True)
+    assert port.acked_payloads() == {b"hold-1", b"ok-1"}
+    assert port.released == [(next(h for h, p in port.payloads.items() if p == b"fail-1"), 0)], (
+        "a write failed during the shutdown: released at once, not after retry_delay"
+    )
+    assert b"ok-late" not in port.payloads.values(), "nothing is received after the stop"
+    report = driver.shutdown_report
+    assert report is not None
+    assert (report.landed, report.released, report.cancelled_batches) == (2, 0, 0)
+
+
+async def test_shutdown_releases_what_a_receive_under_way_brought() -> None:
+    port = TracingPort(replace(POLL, max_messages=10, shutdown_grace=5))
+    port.queues["carryover-legacy-a"] = [b"ok-1", b"ok-2"]
+    port.gate = asyncio.Event()
+    sink = HoldingSink()
+    driver = IngestDriver(port, sink, InFlightLimiter(100), IngestStats())
+    task = asyncio.create_task(driver.run())
+    await until(lambda: port.receiving == 1)
+    task.cancel()
+    await asyncio.sleep(0.05)
+    port.gate.set()  # the receive started before the stop returns its messages
+    await asyncio.gather(task, return_exceptions=True)
+    assert port.released_payloads(0) == [b"ok-1", b"ok-2"]
+    assert port.acked == [] and sink.durable == set()
+    report = driver.shutdown_report
+    assert report is not None and report.released == 2
+
+
+async def test_shutdown_with_nothing_in_flight_releases_nothing() -> None:
+    port = TracingPort(replace(POLL, shutdown_grace=5))
+    port.queues["carryover-legacy-a"] = [b"ok-1"]
+    driver = IngestDriver(port, HoldingSink(), InFlightLimiter(100), IngestStats())
+    task = asyncio.create_task(driver.run())
+    await until(lambda: len(port.acked) == 1)
+    seconds = await stop(task)
+    assert port.released == []
+    assert seconds < 2, "no batch, no receive under way: nothing to wait for"
+    report = driver.shutdown_report
+    assert report is not None and (report.landed, report.released) == (0, 0)
+
+
+async def test_shutdown_cut_during_an_acknowledgement_releases_only_what_is_not_acknowledged() -> None:
+    port = TracingPort(replace(POLL, max_messages=30, shutdown_grace=0.2, batch_limit=10))
+    port.queues["carryover-legacy-a"] = [b"ok-%02d" % i for i in range(25)]
+    port.ack_gate = asyncio.Event()
+    sink = HoldingSink()
+    driver = IngestDriver(port, sink, InFlightLimiter(100), IngestStats())
+    task = asyncio.create_task(driver.run())
+    await until(lambda: len(sink.durable) == 25)
+    await stop(task)  # the first acknowledge call (10 handles) never returned
+    assert port.acked == []
+    assert len(port.released_payloads(0)) == 25, "all 25 were unsettled: released (a duplicate at worst)"
+
+
+def test_the_shutdown_grace_setting_reaches_both_adapters() -> None:
+    settings = load({"CARRYOVER_SHUTDOWN_GRACE_SECONDS": "7.5"})
+    assert SqsAdapter(SqsConfig.from_settings(settings)).schedule.shutdown_grace == 7.5
+    assert PubSubAdapter(PubSubConfig.from_settings(settings)).schedule.shutdown_grace == 7.5
+    # SQS long polls end within half the grace: on shutdown they return before the releases
+    assert SqsConfig.from_settings(settings).wait_time_seconds == 3
+    assert [long_poll_seconds(g) for g in (0, 1, 2.9, 20, 40, 300)] == [1, 1, 1, 10, 20, 20]
+
+
+async def test_the_runner_shuts_its_drivers_down_fully_even_when_cancelled_twice() -> None:
+    port = TracingPort(replace(POOL, max_messages=2, shutdown_grace=0.3))
+    port.queues["carryover-legacy-a"] = [b"ok-1", b"ok-2", b"hold-1", b"hold-2"]
+    sink, stats = HoldingSink(), IngestStats()
+    runner = IngestRunner(None, None, sink, max_in_flight=100, stats=stats, adapters=[port])
+    task = asyncio.create_task(runner.run())
+    await until(lambda: sink.holding == 1 and len(port.acked) == 2)
+    task.cancel()
+    await asyncio.sleep(0.05)
+    task.cancel()  # e.g. a second signal: the releases still happen
+    await asyncio.gather(task, return_exceptions=True)
+    assert port.released_payloads(0) == [b"hold-1", b"hold-2"]
+    assert port.acked_payloads() == {b"ok-1", b"ok-2"}
+    line = runner.shutdown_line(0.3)
+    assert "landed 0, released 2 at once, release errors 0, batches cut at the grace 1" in line, line
