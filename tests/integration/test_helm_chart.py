@@ -114,7 +114,7 @@ def test_tables_run_in_statefulsets_and_ingestion_in_a_deployment(scenarios: Run
 def test_probes_resources_and_the_grace_period(scenarios: Run) -> None:
     default = scenarios.manifests("default")
     options = scenarios.manifests("options")
-    for docs, grace in ((default, 20), (options, 45)):
+    for docs, grace in ((default, 20), (options, 45)):  # extra: values.yaml's terminationGraceExtraSeconds
         for workload in [*_by_kind(docs, "StatefulSet").values(), *_by_kind(docs, "Deployment").values()]:
             pod = workload["spec"]["template"]["spec"]
             (container,) = pod["containers"]
@@ -123,7 +123,7 @@ def test_probes_resources_and_the_grace_period(scenarios: Run) -> None:
             assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
             assert container["resources"]["requests"]["memory"]
             assert _worker_env(workload)["CARRYOVER_SHUTDOWN_GRACE_SECONDS"]["value"] == str(grace)
-            assert pod["terminationGracePeriodSeconds"] == grace + 10
+            assert pod["terminationGracePeriodSeconds"] == grace + 25
 
 
 def test_the_options_scenario_adds_a_service_monitor_and_uses_existing_secrets(scenarios: Run) -> None:
