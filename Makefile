@@ -21,11 +21,16 @@ $(STAMP): pyproject.toml | $(PY)
 
 install: system-deps $(STAMP)  ## virtualenv + every Python and Debian dependency
 
-system-deps:  ## Java and Google's Pub/Sub emulator (Debian packages) for the local stack
+system-deps:  ## Java and Google's Pub/Sub emulator for the local stack, Chromium for the browser test (Debian packages)
 	@if ! command -v java >/dev/null || [ ! -x $(PUBSUB_EMULATOR) ]; then \
 	  echo "installing Java / Pub/Sub emulator (Debian packages)"; \
 	  apt-get update -qq && apt-get install -y -qq openjdk-17-jre-headless google-cloud-cli-pubsub-emulator \
 	  || { echo "could not install google-cloud-cli-pubsub-emulator: add Google Cloud's apt repository, then re-run"; exit 1; }; \
+	fi
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "installing Chromium (Debian package; Playwright drives it, never \`playwright install\`)"; \
+	  apt-get update -qq && apt-get install -y -qq chromium \
+	  || { echo "could not install chromium (Debian package)"; exit 1; }; \
 	fi
 
 run: install  ## local demo: stack + demo tenants + worker + legacy traffic; Ctrl-C stops everything

@@ -3,8 +3,10 @@
 ``count`` counts records per key of ``<prefix>counts.in`` into the ``counts`` table (memory store,
 changelog-backed); ``GET /counts/`` answers the table as JSON, as any client of the worker would see it.
 A record whose value is ``b"stall"`` is counted under ``"stalled"`` and then blocks the agent for good:
-a stuck consumer whose group lags (used by the lag page test). carryover's web views (lag, metrics,
-probes) are registered as the carryover app registers them.
+a stuck consumer whose group lags (used by the lag page test). A record whose value is ``b"pause"`` is
+counted under ``"paused"`` and then holds the agent until ``GET /resume/`` (a consumer paused, then
+resumed: the browser test of the lag page); the record itself is counted once the agent goes on.
+carryover's web views (lag, metrics, probes) are registered as the carryover app registers them.
 
 ``TABLE_APP_PARTITIONS`` (default 4) sizes the source and the table;
 ``TABLE_APP_END_OFFSET_CORRECTION=false`` removes only the end-offset correction (producer
@@ -27,6 +29,7 @@ from app.settings import load
 
 SOURCE = "counts.in"
 STALL = b"stall"
+PAUSE = b"pause"
 PARTITIONS = int(os.environ.get("TABLE_APP_PARTITIONS", "4"))
 
 settings = load()
@@ -51,15 +54,25 @@ source = app.topic(
     partitions=PARTITIONS,
 )
 counts = app.Table("counts", default=int, partitions=PARTITIONS)
+resume = asyncio.Event()
+"""Clear while a ``pause`` record holds the agent; ``GET /resume/`` sets it."""
+resume.set()
 
 
 @app.agent(source, concurrency=1)
 async def count(stream: faust.StreamT[bytes]) -> None:
-    """Add one to the table row of each record's key; a ``stall`` record blocks the agent forever."""
+    """Add one to the table row of each record's key.
+
+    A ``stall`` record blocks the agent forever; a ``pause`` record blocks it until ``GET /resume/``.
+    """
     async for key, value in stream.items():
         if value == STALL:
             counts["stalled"] += 1
             await asyncio.Event().wait()
+        if value == PAUSE:
+            resume.clear()
+            counts["paused"] += 1
+            await resume.wait()
         counts[key.decode()] += 1
 
 
@@ -75,3 +88,14 @@ class CountsView(View):
                 "end_offset_correction": local_broker.end_offset_correction_installed(),
             }
         )
+
+
+@app.page("/resume/")
+class ResumeView(View):
+    """Let a paused agent go on (a ``pause`` record waits for this)."""
+
+    async def get(self, request: Request) -> Response:
+        """``{"resumed": true, "was_paused": whether the agent was waiting}``."""
+        was_paused = not resume.is_set()
+        resume.set()
+        return self.json({"resumed": True, "was_paused": was_paused})
