@@ -16,6 +16,8 @@ WEBHOOK_DELIVERIES = "webhooks.deliveries.v1"
 CONVERSATION_EVENTS = "carryover.state.conversation-events.v1"
 """Canonical events of conversations, keyed by (tenant, conversation): the state stage's input."""
 DEAD_LETTERS = "carryover.dlq.v1"
+WORKER_STATUS = "carryover.ops.worker-status"
+"""Each ingesting worker's status (its source counters), summed by the lag page of every worker."""
 CANONICAL = (CONVERSATIONS, MESSAGES, USERS, COMPLIANCE)
 """The canonical topics, one per bounded context's stream, in the catalog's order."""
 CONVERSATION_SOURCES = (CONVERSATIONS, MESSAGES, COMPLIANCE)

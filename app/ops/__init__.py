@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from app import topics as topic_names
 from app.ops import health_views, lag_views
 from app.ops.lag_monitor import LagMonitor
 
@@ -21,6 +22,7 @@ def register(app: CarryoverApp) -> None:
         interval=settings.lag_sample_seconds,
         window=settings.lag_window_seconds,
         prefix=settings.topic_prefix,
+        status_topic=settings.topic_prefix + topic_names.WORKER_STATUS,
     )
     app.lag_monitor = monitor
     app.service(monitor)  # type: ignore[arg-type]  # Faust starts instances as well as classes

@@ -31,6 +31,7 @@ from mode import Service
 from app import topics as topic_names
 from app.ops.lag import AgentSubscription, compute_lag
 from app.ops.lag_status import SEVERITY, Sample, Status, evaluate, worst
+from app.ops.worker_status import SourcesSum, WorkerStatus, sum_sources
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,8 @@ class LagSnapshot:
     agents: tuple[AgentRow, ...]
     partitions: tuple[PartitionRow, ...]
     error: str = ""
+    sources: SourcesSum | None = None
+    """Ingestion sources summed over every worker that reported lately (None: no status topic read yet)."""
 
     @property
     def total_lag(self) -> int:
@@ -155,8 +158,14 @@ class _History:
 class LagMonitor(Service):
     """Samples the app's consumer group every ``interval`` seconds; ``snapshot`` is the latest picture."""
 
-    def __init__(self, app: AppT, *, interval: float, window: float, prefix: str, **kwargs: Any) -> None:
+    def __init__(
+        self, app: AppT, *, interval: float, window: float, prefix: str, status_topic: str = "", **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
+        self.status_topic = status_topic
+        self.worker_statuses: dict[str, WorkerStatus] = {}
+        self._statuses: AIOKafkaConsumer | None = None
+        self._statuses_assigned = False
         self.app = app
         self.interval = interval
         self.window = window
@@ -185,13 +194,15 @@ class LagMonitor(Service):
         self._consumer = AIOKafkaConsumer(enable_auto_commit=False, **options)
         self._peek = AIOKafkaConsumer(enable_auto_commit=False, **options)
         self._admin = AIOKafkaAdminClient(**options)
+        self._statuses = AIOKafkaConsumer(enable_auto_commit=False, auto_offset_reset="earliest", **options)
+        await self._statuses.start()
         await self._consumer.start()
         await self._peek.start()
         await self._admin.start()
 
     async def on_stop(self) -> None:
         """Close the clients."""
-        for client in (self._consumer, self._peek):
+        for client in (self._consumer, self._peek, self._statuses):
             if client is not None:
                 await client.stop()
         if self._admin is not None:
@@ -271,8 +282,35 @@ class LagMonitor(Service):
             members,
             tuple(worst_first(agents, self.prefix)),
             tuple(worst_first(rows, self.prefix)),
+            sources=await self._sources(wall),
         )
         return self.snapshot
+
+    async def _sources(self, wall: float) -> SourcesSum | None:
+        """Read new worker statuses; the sum of the fresh ones (None while the topic cannot be read)."""
+        consumer = self._statuses
+        if consumer is None or not self.status_topic:
+            return None
+        try:
+            if not self._statuses_assigned:
+                if self.status_topic not in await consumer.topics():
+                    return None
+                tp = TopicPartition(self.status_topic, 0)
+                consumer.assign([tp])
+                await consumer.seek_to_beginning(tp)
+                self._statuses_assigned = True
+            batches = await consumer.getmany(timeout_ms=50, max_records=10_000)
+        except Exception as exc:  # noqa: BLE001 - the sources sum is missing from the page, lag is not
+            log.warning("lag monitor: cannot read %s: %r", self.status_topic, exc)
+            return None
+        for records in batches.values():
+            for record in records:
+                try:
+                    status = WorkerStatus.from_json(record.value or b"")
+                except ValueError:
+                    continue
+                self.worker_statuses[status.worker] = status
+        return sum_sources(self.worker_statuses.values(), wall, max_age=max(3 * self.interval, 15.0))
 
     def _errored(self, error: str, wall: float) -> LagSnapshot:
         previous = self.snapshot

@@ -47,6 +47,7 @@ def snapshot_to_json(snapshot: LagSnapshot) -> dict[str, Any]:
         "group_members": snapshot.members,
         "total_lag": snapshot.total_lag,
         "error": snapshot.error or None,
+        "sources": snapshot.sources.as_dict() if snapshot.sources is not None else None,
         "agents": [
             {
                 "agent": a.agent,
@@ -98,6 +99,7 @@ def render_html(
     *,
     not_ready: Sequence[str] = (),
     sources: Mapping[str, Mapping[str, int]] | None = None,
+    sources_scope: str = "this worker",
     refresh_seconds: int = REFRESH_SECONDS,
 ) -> str:
     """The lag page: readiness, sources, agents (worst first, by flow), then every partition (worst first)."""
@@ -216,9 +218,16 @@ class LagPage(LagView):
         if refusal is not None:
             return refusal
         not_ready = readiness_failures(worker_state(self.app))
-        sources = {kind: ingest_registry.totals(kind) for kind in ("sqs", "pubsub")}
-        shown = sources if any(t["sources"] or t["received"] for t in sources.values()) else None
-        return self.html(render_html(self.snapshot(), not_ready=not_ready, sources=shown))
+        snapshot = self.snapshot()
+        summed = snapshot.sources if snapshot is not None else None
+        if summed is not None and summed.workers:
+            n = len(summed.workers)
+            sources, scope = summed.totals, f"all {n} ingesting worker{'s' if n != 1 else ''}"
+        else:
+            sources = {kind: ingest_registry.totals(kind) for kind in ("sqs", "pubsub")}
+            scope = "this worker"
+        shown = sources if any(t.get("sources") or t.get("received") for t in sources.values()) else None
+        return self.html(render_html(snapshot, not_ready=not_ready, sources=shown, sources_scope=scope))
 
 
 @blueprint.route("/lag.json", name="json")

@@ -6,8 +6,10 @@ import asyncio
 import hashlib
 import json
 import time
+import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -140,6 +142,35 @@ async def test_poison_messages_are_dead_lettered_with_original_bytes(
     view = sources_view(running.worker)
     assert view["totals"]["sqs"]["dead_lettered"] == 2
     assert view["totals"]["pubsub"]["dead_lettered"] == 1
+    # the lag page sums the sources of every ingesting worker (here one) from carryover.ops.worker-status
+    summed = await lag_sources(running.worker)
+    assert summed["workers"] == [
+        f"{running.worker.env['CARRYOVER_APP_ID']}@http://127.0.0.1:{running.worker.web_port}"
+    ]
+    assert summed["totals"]["sqs"]["dead_lettered"] == 2 and summed["totals"]["pubsub"]["dead_lettered"] == 1
+
+
+def read_json(url: str) -> Any:
+    """``GET url`` parsed as JSON."""
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+async def lag_sources(worker: Worker, wait: float = 40.0) -> dict[str, Any]:
+    """The ``sources`` of the worker's /lag.json once it sums at least one worker's status."""
+    deadline = time.monotonic() + wait
+    answer: Any = None
+    while time.monotonic() < deadline:
+        try:
+            answer = await asyncio.to_thread(read_json, f"http://127.0.0.1:{worker.web_port}/lag.json")
+        except OSError as exc:  # 503 before the first sample
+            answer = repr(exc)
+        if isinstance(answer, dict) and answer.get("sources") and answer["sources"]["workers"]:
+            summed: dict[str, Any] = answer["sources"]
+            if summed["totals"].get("sqs", {}).get("dead_lettered") == 2:
+                return summed
+        await asyncio.sleep(1.0)
+    raise TimeoutError(f"/lag.json never summed the worker statuses: {answer}")
 
 
 async def test_tenants_created_mid_run_are_picked_up_and_deleted_ones_dropped(

@@ -32,6 +32,7 @@ def test_every_topic_of_the_design_is_declared_with_its_shape() -> None:
         "carryover.config.webhooks",
         "carryover.config.archive",
         "carryover.state.conversation-events.v1",
+        "carryover.ops.worker-status",
     }
     for name, envelope in CANONICAL.items():
         spec = catalog.topics[name]
