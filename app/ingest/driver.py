@@ -350,7 +350,8 @@ class IngestDriver(Generic[M]):
 
     async def _turn(self, state: SourceState) -> Outcome:
         source = state.source
-        granted = await self.limiter.acquire(self.schedule.max_messages)
+        holder = source.source_id
+        granted = await self.limiter.acquire(self.schedule.max_messages, holder)
         try:
             async with self._receive_slots:
                 receiving = asyncio.ensure_future(self.port.receive(source, granted))
@@ -364,10 +365,10 @@ class IngestDriver(Generic[M]):
                         receiving.add_done_callback(_retrieve)
                     raise
         except asyncio.CancelledError:
-            self.limiter.release(granted)
+            self.limiter.release(granted, holder)
             raise
         except Exception as exc:  # noqa: BLE001 - a receiver survives source errors
-            self.limiter.release(granted)
+            self.limiter.release(granted, holder)
             state.stats.errors += 1
             state.stats.last_error = f"receive: {exc.__cause__ or exc!r}"
             if isinstance(exc, SourceGone):
@@ -375,7 +376,7 @@ class IngestDriver(Generic[M]):
                 return Outcome.GONE
             log.warning("%s receive from %s failed (backing off): %r", self.port.label, source.name, exc)
             return Outcome.FAILED
-        self.limiter.release(granted - len(messages))
+        self.limiter.release(granted - len(messages), holder)
         if not messages:
             return Outcome.EMPTY
         self._track(state, messages)
@@ -443,7 +444,7 @@ class IngestDriver(Generic[M]):
                 for handle in handles:
                     state.in_flight.pop(handle, None)
             state.stats.in_flight = len(state.in_flight)
-            self.limiter.release(len(handles))
+            self.limiter.release(len(handles), source.source_id)
 
     async def _settle(
         self,
