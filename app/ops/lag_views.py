@@ -25,6 +25,7 @@ from app.ops.health_views import readiness_failures, worker_state
 from app.ops.lag_monitor import LagMonitor, LagSnapshot
 from app.ops.lag_status import sparkline_svg
 from app.ops.metrics import WorkerCollector, metric_families
+from app.ops.tenants import TenantLoad, top_tenants
 
 blueprint = Blueprint("carryover_lag")
 
@@ -100,6 +101,7 @@ def render_html(
     not_ready: Sequence[str] = (),
     sources: Mapping[str, Mapping[str, int]] | None = None,
     sources_scope: str = "this worker",
+    tenants: Sequence[TenantLoad] = (),
     refresh_seconds: int = REFRESH_SECONDS,
 ) -> str:
     """The lag page: readiness, sources, agents (worst first, by flow), then every partition (worst first)."""
@@ -147,6 +149,17 @@ def render_html(
                 f"<td>{t.get('in_flight', 0)}</td>"
                 f"<td>{backlog}</td><td>{t.get('received', 0)}</td><td>{t.get('landed', 0)}</td>"
                 f"<td>{t.get('errors', 0)}</td></tr>"
+            )
+        parts.append("</table>")
+    if tenants:
+        parts.append(
+            "<h2>Busiest tenants (this worker)</h2><table><tr><th class='l'>tenant</th><th>backlog</th>"
+            "<th>in flight</th><th>received</th><th>landed</th></tr>"
+        )
+        for load in tenants:
+            parts.append(
+                f"<tr><td class='l'>{esc(load.tenant)}</td><td>{load.backlog}</td><td>{load.in_flight}</td>"
+                f"<td>{load.received}</td><td>{load.landed}</td></tr>"
             )
         parts.append("</table>")
     if not snapshot.agents:
@@ -227,7 +240,9 @@ class LagPage(LagView):
             sources = {kind: ingest_registry.totals(kind) for kind in ("sqs", "pubsub")}
             scope = "this worker"
         shown = sources if any(t.get("sources") or t.get("received") for t in sources.values()) else None
-        return self.html(render_html(snapshot, not_ready=not_ready, sources=shown, sources_scope=scope))
+        tenants = top_tenants(ingest_registry.sources.values())
+        page = render_html(snapshot, not_ready=not_ready, sources=shown, sources_scope=scope, tenants=tenants)
+        return self.html(page)
 
 
 @blueprint.route("/lag.json", name="json")
@@ -243,9 +258,9 @@ class LagJson(LagView):
         if snapshot is None:
             return self.json({"error": "no sample yet; retry"}, status=503, headers={"Retry-After": "2"})
         not_ready = readiness_failures(worker_state(self.app))
-        return self.json(
-            {**snapshot_to_json(snapshot), "worker": {"ready": not not_ready, "not_ready": not_ready}}
-        )
+        tenants = [vars(load) for load in top_tenants(ingest_registry.sources.values())]
+        worker = {"ready": not not_ready, "not_ready": not_ready}
+        return self.json({**snapshot_to_json(snapshot), "worker": worker, "tenants": tenants})
 
 
 def worker_families(app: AppT) -> list[Metric]:
@@ -257,6 +272,7 @@ def worker_families(app: AppT) -> list[Metric]:
         {kind: ingest_registry.totals(kind) for kind in ("sqs", "pubsub")},
         {stage: provider() for stage, provider in counters.items()},
         bool(app.in_recovery),
+        top_tenants(ingest_registry.sources.values()),
     )
 
 

@@ -7,13 +7,14 @@ renders it with ``prometheus_client``'s exposition. Names follow Prometheus conv
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from app.ops.lag_monitor import LagSnapshot
 from app.ops.lag_status import SEVERITY, Status
+from app.ops.tenants import TenantLoad
 
 INGEST_COUNTERS = ("received", "landed", "acknowledged", "redelivered", "dead_lettered", "failed", "errors")
 
@@ -23,11 +24,13 @@ def metric_families(
     ingest: Mapping[str, Mapping[str, int]],
     stage_counters: Mapping[str, Mapping[str, int]],
     recovering: bool,
+    tenants: Sequence[TenantLoad] = (),
 ) -> list[Metric]:
     """Every metric family of the worker.
 
     ``ingest``: totals per source kind (``IngestStats.totals``); ``stage_counters``: per stage (normalize,
-    state), its counters by name.
+    state), its counters by name; ``tenants``: the busiest tenants and "other"
+    (:func:`app.ops.tenants.top_tenants`).
     """
     families: list[Metric] = []
     if snapshot is not None:
@@ -95,6 +98,28 @@ def metric_families(
         in_flight.add_metric([kind], totals.get("in_flight", 0))
         depth.add_metric([kind], totals.get("queue_depth", 0))
     families += [in_flight, depth]
+    if tenants:
+        labels = ["tenant"]
+        backlog = GaugeMetricFamily(
+            "carryover_ingest_tenant_backlog_messages",
+            "Messages waiting in the tenant's queues (top tenants).",
+            labels=labels,
+        )
+        held = GaugeMetricFamily(
+            "carryover_ingest_tenant_in_flight_messages",
+            "The tenant's messages in flight (top tenants).",
+            labels=labels,
+        )
+        landed = GaugeMetricFamily(
+            "carryover_ingest_tenant_landed_messages",
+            "Messages of the tenant landed since the worker started (top tenants; a gauge: the set changes).",
+            labels=labels,
+        )
+        for load in tenants:
+            backlog.add_metric([load.tenant], load.backlog)
+            held.add_metric([load.tenant], load.in_flight)
+            landed.add_metric([load.tenant], load.landed)
+        families += [backlog, held, landed]
     for stage, counters in sorted(stage_counters.items()):
         family = CounterMetricFamily(
             f"carryover_{stage}_records",
