@@ -11,9 +11,18 @@ def test_every_declared_role_is_registered_by_an_agent_module() -> None:
     assert set(REGISTERED) == set(ROLES) == set(load({}).roles)
 
 
+def services(app: object) -> list[str]:
+    """Names of the services an app starts besides its agents (every worker has its lag monitor)."""
+    started = app._extra_services  # type: ignore[attr-defined]  # noqa: SLF001
+    return sorted(s.__name__ if isinstance(s, type) else type(s).__name__ for s in started)
+
+
 def test_each_role_adds_its_agents_or_services() -> None:
     normalize = create_app(load({"CARRYOVER_ROLES": "normalize"}))
     assert [agent.name for agent in normalize.agents.values()] == ["agents.normalize.normalize"]
-    assert normalize._extra_services == []  # noqa: SLF001
+    assert services(normalize) == ["LagMonitor"]
     ingest = create_app(load({"CARRYOVER_ROLES": "ingest"}))
-    assert list(ingest.agents) == [] and len(ingest._extra_services) == 1  # noqa: SLF001
+    assert list(ingest.agents) == [] and services(ingest) == ["IngestService", "LagMonitor"]
+    state = create_app(load({"CARRYOVER_ROLES": "state"}))
+    assert sorted(state.agents) == ["agents.state.conversations", "agents.state.route"]
+    assert services(state) == ["DirectoryReplica", "LagMonitor"]
