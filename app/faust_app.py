@@ -111,6 +111,7 @@ class CarryoverApp(faust.App):
             "topic_replication_factor": settings.topic_replicas,
             "producer_acks": -1,
             "producer_max_request_size": settings.kafka_max_record_bytes,
+            "producer_linger": settings.producer_linger_ms / 1000,
             "consumer_auto_offset_reset": "earliest",
             "autodiscover": False,
             "origin": "app",

@@ -193,6 +193,13 @@ class Settings:
         str,
     )
     web_port: int = setting("CARRYOVER_WEB_PORT", 6066, "Port of the worker's web server (lag page).", int)
+    producer_linger_ms: float = setting(
+        "CARRYOVER_PRODUCER_LINGER_MS",
+        5.0,
+        "How long the workers' Kafka producer waits to fill a batch before sending (Faust's default is 0: "
+        "one request per record under light load, several times the broker CPU per record).",
+        float,
+    )
     lag_sample_seconds: float = setting(
         "CARRYOVER_LAG_SAMPLE_SECONDS",
         5.0,
