@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from faust import StreamT
 from faust.types.tuples import Message
@@ -56,21 +56,27 @@ def register(app: CarryoverApp) -> None:
     """Add the state stage's agents, tables, directory replica and read views to ``app``."""
     settings, topics = app.carryover, app.streams
     table_options = {"block_cache_size": settings.rocksdb_block_cache_mib * 2**20}
-    holds = app.Table(
+
+    def bytes_table(name: str, partitions: int | None, help_text: str) -> Any:
+        """A table of raw bytes keys and values (keys as sent, so Faust's router finds their owner)."""
+        return app.Table(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            partitions=partitions,
+            options=table_options,
+            help=help_text,
+        )
+
+    holds = bytes_table(
         HOLDS_TABLE,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=topics.conversation_sources.partitions,
-        options=table_options,
-        help="legal hold -> what it was set on (and releases that arrived before it)",
+        topics.conversation_sources.partitions,
+        "legal hold -> what it was set on (and releases that arrived before it)",
     )
-    conversations = app.Table(
+    conversations = bytes_table(
         CONVERSATIONS_TABLE,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=topics.conversation_events.partitions,
-        options=table_options,
-        help="per-conversation state (app.state.ConversationState JSON)",
+        topics.conversation_events.partitions,
+        "per-conversation state (app.state.ConversationState JSON)",
     )
     directory = DirectoryReplica(
         settings.bootstrap_servers, topics.canonical[topic_names.USERS].get_topic_name()
