@@ -30,6 +30,7 @@ TENANTS_PER_CLOUD = 6
 PER_AWS_TENANT = 30  # moto's SQS handles ~100 messages/s end to end: keep the SNS side small
 PER_GCP_TENANT = 150
 WAVES = 10
+PER_AWS_WAVE = 3
 
 
 async def test_kill_9_mid_batches_then_restart_loses_nothing(
@@ -54,14 +55,22 @@ async def test_kill_9_mid_batches_then_restart_loses_nothing(
             "CARRYOVER_MAX_IN_FLIGHT": "400",
         }
         first = await asyncio.to_thread(start_worker, stack, tmp, tenants, **env)
-        gcp_only = Tenants(tenants.tag, gcp=tenants.gcp)
 
-        async def pubsub_waves() -> None:
+        async def waves() -> None:
+            # both clouds keep publishing while the worker runs, so that the kill finds both mid-flight
+            # (an SQS backlog published only up front can drain before the first Pub/Sub wave lands)
             for wave in range(WAVES):
-                sent.update(await publish_all(gcp_only, PER_GCP_TENANT // WAVES, start=wave * 1000))
+                sent.update(
+                    await publish_all(
+                        tenants,
+                        PER_AWS_WAVE,
+                        start=(wave + 1) * 1000,
+                        per_gcp_tenant=PER_GCP_TENANT // WAVES,
+                    )
+                )
                 await asyncio.sleep(0.2)
 
-        publishing = asyncio.create_task(pubsub_waves())
+        publishing = asyncio.create_task(waves())
         totals: dict[str, dict[str, int]] = {}
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
