@@ -174,6 +174,8 @@ class StreamTopics:
         self.dead_letters = declare(topic_names.DEAD_LETTERS)
         self.canonical = {name: declare(name) for name in topic_names.CANONICAL}
         self.conversation_events = declare(topic_names.CONVERSATION_EVENTS)
+        self.webhook_deliveries = declare(topic_names.WEBHOOK_DELIVERIES)
+        self.webhook_config = declare(topic_names.WEBHOOK_CONFIG)
         sources = [catalog.topics[name] for name in topic_names.CONVERSATION_SOURCES]
         self.conversation_sources = app.topic(
             *(settings.topic_prefix + spec.name for spec in sources),

@@ -15,8 +15,9 @@ from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
-ROLES: tuple[str, ...] = ("ingest", "normalize", "state")
-"""Roles a worker can run (agents.ROLES registers each); archive and webhooks come with their issues."""
+ROLES: tuple[str, ...] = ("ingest", "normalize", "state", "webhooks")
+"""Roles a worker can run (agents.ROLES registers each); archive comes with its issue. ``webhooks`` needs
+``state`` in the same worker (its fan-in reads the conversation state table locally)."""
 RECORD_FRAMING_BYTES = 1024
 """Kafka's own framing of one record inside a request (batch header, varints): a safe upper bound."""
 RECORD_HEADROOM_BYTES = 8192 + RECORD_FRAMING_BYTES
@@ -134,7 +135,8 @@ class Settings:
     roles: tuple[str, ...] = setting(
         "CARRYOVER_ROLES",
         ROLES,
-        "Comma separated roles this worker runs: ingest, normalize, state.",
+        "Comma separated roles this worker runs: ingest, normalize, state, webhooks (webhooks needs state "
+        "in the same worker).",
         _roles,
     )
     data_dir: Path = setting(
@@ -178,10 +180,25 @@ class Settings:
     admin_token: str = setting(
         "CARRYOVER_ADMIN_TOKEN",
         "",
-        "Bearer token of the admin views (/state/...): `Authorization: Bearer <token>`. Empty: those "
-        "views answer 503 until one is set. Never logged.",
+        "Bearer token of the admin views (/state/..., /webhooks/...): `Authorization: Bearer <token>`. "
+        "Empty: those views answer 503 until one is set. Never logged.",
         str,
         secret=True,
+    )
+    webhook_max_body_bytes: int = setting(
+        "CARRYOVER_WEBHOOK_MAX_BODY_BYTES",
+        262_144,
+        "Largest webhook request body the receiver reads; larger ones are answered 413 before they are "
+        "read. At most a third of CARRYOVER_KAFKA_MAX_RECORD_BYTES (the delivery record re-encodes it).",
+        int,
+    )
+    webhook_replay_window_seconds: float = setting(
+        "CARRYOVER_WEBHOOK_REPLAY_WINDOW_SECONDS",
+        3600.0,
+        "How long each worker's receiver remembers a delivery's signature / webhook-id to answer a replay "
+        "202 without writing it again (at least 600: twice the Standard Webhooks tolerance). The fan-in "
+        "also skips delivery ids it processed, whichever worker received them.",
+        float,
     )
     web_host: str = setting("CARRYOVER_WEB_HOST", "127.0.0.1", "Host the worker's web server binds.", str)
     web_bind: str = setting(
@@ -332,6 +349,21 @@ class Settings:
             raise SettingsError(f"CARRYOVER_STANDBY_REPLICAS={self.standby_replicas}: use 0 or more")
         if self.state_dedupe_window < 1:
             raise SettingsError(f"CARRYOVER_STATE_DEDUPE_WINDOW={self.state_dedupe_window}: use 1 or more")
+        if "webhooks" in self.roles and "state" not in self.roles:
+            raise SettingsError(
+                f"CARRYOVER_ROLES={','.join(self.roles)}: the webhooks role needs the state role in the same "
+                "worker (its fan-in reads conversation state locally); add state"
+            )
+        if not 1024 <= self.webhook_max_body_bytes <= self.kafka_max_record_bytes // 3:
+            raise SettingsError(
+                f"CARRYOVER_WEBHOOK_MAX_BODY_BYTES={self.webhook_max_body_bytes}: use 1024 to "
+                f"{self.kafka_max_record_bytes // 3} (a third of CARRYOVER_KAFKA_MAX_RECORD_BYTES)"
+            )
+        if self.webhook_replay_window_seconds < 600:
+            raise SettingsError(
+                f"CARRYOVER_WEBHOOK_REPLAY_WINDOW_SECONDS={self.webhook_replay_window_seconds:g}: use 600 or "
+                "more (twice the 300 s Standard Webhooks timestamp tolerance)"
+            )
         headroom = self.kafka_max_record_bytes - self.max_message_bytes
         if headroom < RECORD_HEADROOM_BYTES:
             raise SettingsError(

@@ -78,12 +78,12 @@ def test_one_worker_answers_every_conversation_like_the_reference(
             "/state/conversations/{tenant}/{conversation_id}": conversation_path(*some),
             "/state/stats": "/state/stats",
         }
-        assert set(guarded) == GUARDED
+        assert set(guarded) == {view for view in GUARDED if view.startswith("/state/")}  # webhooks': test_webhooks
         for path in guarded.values():
             assert get_json(worker.web_port, path, None)[0] == 401, path
             assert get_json(worker.web_port, path, "wrong")[0] == 401, path
             assert get_json(worker.web_port, path, TOKEN)[0] == 200, path
-        for path in OPEN - {"/sources/"}:  # open views answer without a token (no ingest role here)
+        for path in OPEN - {"/sources/", "/hooks/{hook_id}"}:  # open GET views answer without a token
             assert get_json(worker.web_port, path, None)[0] == 200, path
         for path in ("/table/", "/router/"):  # Faust's table and router views stay off
             assert get_json(worker.web_port, path, None)[0] == 404, path

@@ -7,9 +7,17 @@ from __future__ import annotations
 from app.faust_app import create_app
 from app.settings import ROLES, load
 
-OPEN = {"/healthz", "/readyz", "/lag/", "/lag.json", "/metrics", "/sources/"}
-"""Views that reveal no message or table content (offsets, counters, source names)."""
-GUARDED = {"/state/conversations/{tenant}/{conversation_id}", "/state/stats"}
+OPEN = {"/healthz", "/readyz", "/lag/", "/lag.json", "/metrics", "/sources/", "/hooks/{hook_id}"}
+"""Views that reveal no message or table content (offsets, counters, source names); the webhook receiver
+is open to the world but verifies every request's signature (tests/e2e/test_webhooks.py)."""
+GUARDED = {
+    "/state/conversations/{tenant}/{conversation_id}",
+    "/state/stats",
+    "/webhooks/hooks",
+    "/webhooks/hooks/{hook_id}",
+    "/webhooks/hooks/{hook_id}/{action}",
+    "/webhooks/stats",
+}
 """Views behind the admin token."""
 
 
