@@ -78,7 +78,7 @@ def test_one_worker_answers_every_conversation_like_the_reference(
             "/state/conversations/{tenant}/{conversation_id}": conversation_path(*some),
             "/state/stats": "/state/stats",
         }
-        assert set(guarded) == {view for view in GUARDED if view.startswith("/state/")}  # webhooks': test_webhooks
+        assert set(guarded) == {view for view in GUARDED if view.startswith("/state/")}
         for path in guarded.values():
             assert get_json(worker.web_port, path, None)[0] == 401, path
             assert get_json(worker.web_port, path, "wrong")[0] == 401, path
