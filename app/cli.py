@@ -103,6 +103,7 @@ def _optional_command_sets() -> list[Callable[[argparse._SubParsersAction[argpar
     from app.normalize.replay import add_replay_commands  # noqa: PLC0415
     from app.ops.commands import add_lag_commands  # noqa: PLC0415
     from app.state.commands import add_state_commands  # noqa: PLC0415
+    from app.webhooks.commands import add_hooks_commands  # noqa: PLC0415
 
     return [
         add_catalog_commands,
@@ -110,6 +111,7 @@ def _optional_command_sets() -> list[Callable[[argparse._SubParsersAction[argpar
         add_replay_commands,
         add_state_commands,
         add_lag_commands,
+        add_hooks_commands,
     ]
 
 
