@@ -349,11 +349,29 @@ def test_rooms_the_bot_may_not_post_into_become_dead_letters(dep: Deployment) ->
     # tenant A's hook naming a room that exists only in tenant B, and a room the bot is not a member of
     create_hook(dep, hook_definition("gh-b-room", "github", [GH_SECRET], conversation_id=ROOM_B))
     create_hook(dep, hook_definition("gh-no-bot", "github", [GH_SECRET], conversation_id=ROOM_NO_BOT))
+    # templates that reach for Python internals or loop forever are stopped; the agent goes on
+    forever = "{% for i in range(9999) %}{% for j in range(9999) %}{% endfor %}{% endfor %}x"
+    create_hook(
+        dep, hook_definition("gh-loop", "github", [GH_SECRET], template_name="", template_source=forever)
+    )
+    internals = "{{ payload.__class__.__mro__ }}{{ ''.__class__.__subclasses__() }}"
+    create_hook(
+        dep, hook_definition("gh-escape", "github", [GH_SECRET], template_name="", template_source=internals)
+    )
     body = json.dumps({"title": "should not appear"}).encode()
-    assert post(dep.url("/hooks/gh-b-room"), body, github_headers(GH_SECRET, body))[0] == 202
-    assert post(dep.url("/hooks/gh-no-bot"), body, github_headers(GH_SECRET, body))[0] == 202
-    letters = [r for r in dep.read(topic_names.DEAD_LETTERS, 2) if r.headers.get("dlq_stage") == b"webhooks"]
-    assert sorted(r.headers["dlq_reason"] for r in letters) == [b"bot_not_member", b"no_room"]
+    for hook_id in ("gh-b-room", "gh-no-bot", "gh-loop", "gh-escape"):
+        assert post(dep.url(f"/hooks/{hook_id}"), body, github_headers(GH_SECRET, body))[0] == 202
+    letters = [r for r in dep.read(topic_names.DEAD_LETTERS, 4) if r.headers.get("dlq_stage") == b"webhooks"]
+    assert sorted(r.headers["dlq_reason"] for r in letters) == [
+        b"bot_not_member",
+        b"no_room",
+        b"template_timeout",
+        b"template_unsafe",
+    ]
+    for letter in letters:  # the original delivery, keyed by its room
+        original = json.loads(letter.value)
+        assert letter.key == f"{original['tenant']}/{original['conversation_id']}".encode()
+        assert original["hook_id"] in ("gh-b-room", "gh-no-bot", "gh-loop", "gh-escape")
     assert all(sent.conversation_id != ROOM_B for _, sent, _ in decoded_messages(dep, 3))
     status, history = get_json(dep.worker.web_port, "/webhooks/hooks/gh-no-bot/history", TOKEN)
     assert status == 200 and history["entries"][0]["reason"] == "bot_not_member", history
@@ -413,6 +431,8 @@ def test_admin_api_and_cli_never_show_a_secret(dep: Deployment) -> None:
         assert secret not in log, "a secret reached the worker log"
         assert all(secret.encode() not in r.value for r in config), "a secret is readable on the config topic"
     assert TOKEN not in log
+    status, metrics = get_json(dep.worker.web_port, "/metrics", None)
+    assert status == 200 and 'carryover_webhooks_records_total{outcome="fanned_in"}' in metrics
 
 
 def test_a_flood_from_one_hook_does_not_delay_another(dep: Deployment) -> None:
