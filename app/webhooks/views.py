@@ -2,8 +2,8 @@
 
 Receiver, open (the signature is the guard): ``POST /hooks/{hook_id}``. The hook comes from this worker's
 replica of ``carryover.config.webhooks``; :func:`app.webhooks.verify.verify_delivery` and
-:func:`app.webhooks.verify.admit_delivery` decide. Unknown 404, disabled 410, body over
-``CARRYOVER_WEBHOOK_MAX_BODY_BYTES`` 413 (by ``Content-Length`` before reading, or while reading), missing
+:func:`app.webhooks.verify.admit_delivery` decide. 503 with ``Retry-After`` until the replica has read
+every hook; unknown 404, disabled 410, body over ``CARRYOVER_WEBHOOK_MAX_BODY_BYTES`` 413 (by ``Content-Length`` before reading, or while reading), missing
 or bad signature or stale timestamp 401, neither JSON nor form 415, bad body 400, over the hook's rate 429
 with ``Retry-After``, replay 202 (not written again). An accepted delivery is written to
 ``webhooks.deliveries.v1`` and answered 202 only once the broker acknowledged it (503 with ``Retry-After``
@@ -136,6 +136,11 @@ def register(app: CarryoverApp, stage: WebhookStage) -> None:
 
         async def post(self, request: web.Request, hook_id: str) -> web.Response:
             """One delivery."""
+            if not stage.replica.caught_up:
+                stage.stats.answers["not_ready"] += 1
+                return _json_error(
+                    self, 503, "hooks are still being read; retry", **{"Retry-After": RETRY_AFTER_SECONDS}
+                )
             verdict = await self._verdict(request, hook_id)
             stage.stats.answers[verdict.reason.value] += 1
             if verdict.to_process:
@@ -231,6 +236,10 @@ def register(app: CarryoverApp, stage: WebhookStage) -> None:
             return parsed
 
         async def write(self, stored: StoredHook, status: int) -> web.Response:
+            if not stage.replica.caught_up:
+                return _json_error(
+                    self, 503, "hooks are still being read; retry", **{"Retry-After": RETRY_AFTER_SECONDS}
+                )
             keys = await stage.keys()
             try:
                 value = seal_hook(stored, keys)
