@@ -4,10 +4,11 @@ Receiver, open (the signature is the guard): ``POST /hooks/{hook_id}``. The hook
 replica of ``carryover.config.webhooks``; :func:`app.webhooks.verify.verify_delivery` and
 :func:`app.webhooks.verify.admit_delivery` decide. 503 with ``Retry-After`` until the replica has read
 every hook; unknown 404, disabled 410, body over ``CARRYOVER_WEBHOOK_MAX_BODY_BYTES`` 413 (by
-``Content-Length`` before reading, or while reading), missing or bad signature or stale timestamp 401, neither JSON nor form 415, bad body 400, over the hook's rate 429
-with ``Retry-After``, replay 202 (not written again). An accepted delivery is written to
-``webhooks.deliveries.v1`` and answered 202 only once the broker acknowledged it (503 with ``Retry-After``
-when it could not be written: the sender retries). A refused request never reaches Kafka.
+``Content-Length`` before reading, or while reading), missing or bad signature or stale timestamp 401,
+neither JSON nor form 415, bad body 400, over the hook's rate 429 with ``Retry-After``, replay 202 (not
+written again). An accepted delivery is written to ``webhooks.deliveries.v1`` and answered 202 only once
+the broker acknowledged it (503 with ``Retry-After`` when it could not be written: the sender retries). A
+refused request never reaches Kafka.
 
 Admin API, behind the admin token (:func:`app.ops.admin.admin_refusal`), answering JSON without secrets:
 
