@@ -120,6 +120,9 @@ def register(app: CarryoverApp) -> None:
         """Turn each verified delivery into a canonical message, or a dead letter with its reason."""
         conversations: Any = app.tables[CONVERSATIONS_TABLE]
         ring, envelope_codec = await keyring(), await codec()
+        # a delivery read before every hook is known would be dead-lettered as unknown_hook (after a restart
+        # the fan-in gets its records at once, the replica needs a moment to re-read the config topic)
+        await replica.wait_caught_up()
         async for event in stream.events():
             message = event.message
             value = message.value or b""

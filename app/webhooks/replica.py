@@ -81,6 +81,15 @@ class HookReplica(Service):
         """True once the replica read up to the end offsets it found at start."""
         return self.stats.caught_up
 
+    async def wait_caught_up(self) -> None:
+        """Return once the replica has read up to the end offsets it found at start."""
+        while not self.stats.caught_up:
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), 0.1)
+            except TimeoutError:
+                pass
+
     async def wait_for(self, hook_id: str, revision: int | None, within: float = 10.0) -> bool:
         """Wait until the replica holds ``hook_id`` at ``revision`` or later (None: until it is gone)."""
         deadline = asyncio.get_running_loop().time() + within
