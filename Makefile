@@ -56,6 +56,7 @@ catalog: install  ## regenerate models/canonical from catalog/, lint the catalog
 bench: install  ## benchmarks (each prints its table with the comparison measured in the same run)
 	$(PY) -m bench.ingest_bench
 	$(PY) -m bench.normalize_bench
+	$(PY) -m bench.webhooks_bench
 
 helm:  ## lint, render and schema-check the chart (Helm v4 library via helm-sdkpy, kubernetes-validate; helm/README)
 	HELM_VENV=$(HELM_VENV) $(PYTHON) helm/validate.py
