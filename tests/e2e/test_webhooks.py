@@ -458,10 +458,13 @@ def test_a_flood_from_one_hook_does_not_delay_another(dep: Deployment) -> None:
     slowest = max(seconds for _, seconds in calm_answers)
     print(f"calm hook during a 200-request flood of another: slowest 202 in {slowest * 1000:.0f} ms")
     assert slowest < 2.0
-    texts = [
-        text for _, sent, text in decoded_messages(dep, 3 + 5) if sent.provenance.source_id == "calm-hook"
-    ]
-    assert len(texts) == 5
+    deadline = time.monotonic() + 30
+    texts: list[str] = []
+    while time.monotonic() < deadline and len(texts) < 5:  # the fan-in works behind the flood's 202s
+        texts = [
+            text for _, sent, text in decoded_messages(dep, 0) if sent.provenance.source_id == "calm-hook"
+        ]
+    assert sorted(texts) == [f"calm {i}" for i in range(5)], texts
 
 
 def test_kill_9_between_202_and_fan_in_loses_no_delivery(dep: Deployment) -> None:
