@@ -22,7 +22,8 @@ offsets trail the real position by up to that), plus what this worker admitted s
 Until normalize's consumption is measured (two commits seen: a worker starting), the target is the
 smallest, ``min_target`` records, so that a backlog is not landed at full speed in the first seconds. The
 gate is **open** (admits everyone, holds no one) when it has no basis: no sample yet or the last one is
-older than ``stale_seconds`` (staging offsets cannot be read), or normalize made no progress for
+older than ``stale_seconds`` (staging offsets cannot be read), the app's group never committed on staging
+(no normalize worker ever ran: an ingest-only deployment or test), or normalize made no progress for
 ``stale_seconds`` while staging has a backlog (normalize is down or stuck: holding the sources then would
 only move the backlog, so the data is taken off the sources as before and the lag page shows the stall).
 Several ingesting workers each run their own gate on the same samples; each one's admissions between two
@@ -52,6 +53,7 @@ class StagingProgress:
     at: float  # monotonic seconds
     end: int
     committed: int
+    consumed: bool = True  # False: the group has no committed offset on staging (normalize never ran)
 
     @property
     def backlog(self) -> int:
@@ -137,6 +139,8 @@ class AdmissionGate:
             )
         if last is None or now - last.at > self.stale_seconds:
             return GateState(True, "no recent sample of staging's offsets", None, None, rate)
+        if not last.consumed:
+            return GateState(True, "normalize has not committed on staging yet", last.backlog, None, rate)
         if (
             last.backlog > 0
             and self._progress_at is not None

@@ -56,11 +56,16 @@ class StagingProgressReader:
         starts = await self._consumer.beginning_offsets(self._partitions)
         answer = await self._admin.list_consumer_group_offsets(self.group, partitions=self._partitions)
         committed = 0
+        consumed = False
         for tp in self._partitions:
             meta = answer.get(tp)
-            offset = meta.offset if meta is not None and meta.offset >= 0 else starts[tp]
+            if meta is not None and meta.offset >= 0:
+                consumed = True
+                offset = meta.offset
+            else:
+                offset = starts[tp]
             committed += min(max(offset, starts[tp]), ends[tp])
-        return StagingProgress(time.monotonic(), sum(ends.values()), committed)
+        return StagingProgress(time.monotonic(), sum(ends.values()), committed, consumed)
 
     async def run(self) -> None:
         """Sample forever (until cancelled); a failed read is logged once and the gate opens when stale."""

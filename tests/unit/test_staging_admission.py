@@ -79,6 +79,12 @@ def test_the_estimate_counts_what_normalize_consumed_since_its_commit_and_what_w
             "no recent sample of staging's offsets",
         ),
         (
+            "the group never committed on staging (ingest only)",
+            [(0.0, 5_000, 0, False), (1.0, 6_000, 0, False)],
+            1.5,
+            "normalize has not committed on staging yet",
+        ),
+        (
             "normalize stopped committing with a backlog",
             [(0.0, 50_000, 100), (1.0, 51_000, 600), (12.0, 60_000, 600), (13.0, 60_500, 600)],
             13.0,
@@ -87,11 +93,11 @@ def test_the_estimate_counts_what_normalize_consumed_since_its_commit_and_what_w
     ],
 )
 def test_the_gate_is_open_without_a_basis(
-    scenario: str, samples: list[tuple[float, int, int]], now: float, why: str
+    scenario: str, samples: list[tuple[float, int, int] | tuple[float, int, int, bool]], now: float, why: str
 ) -> None:
     gate = AdmissionGate()
-    for at, end, committed in samples:
-        gate.observe(StagingProgress(at, end, committed))
+    for sample in samples:
+        gate.observe(StagingProgress(*sample))
     receive(gate, "hot", 2_000.0, 5, now)
     state = gate.state(now)
     assert state.open and state.why == why, scenario
