@@ -276,6 +276,16 @@ class Settings:
         "Messages received but not yet acknowledged at the source, per worker (back-pressure).",
         int,
     )
+    staging_admission_seconds: float = setting(
+        "CARRYOVER_STAGING_ADMISSION_SECONDS",
+        1.0,
+        "Staging admission target: a source receiving above its fair share of normalize's measured "
+        "consumption is held in its own queue while staging's backlog is at or above this many seconds of "
+        "that consumption (at least 500 records); sources at or below their share are always admitted, so a "
+        "tenant's backlog never queues in staging in front of the others. 0 turns admission control off "
+        "(README, Ordering, and noisy tenants).",
+        float,
+    )
     max_message_bytes: int = setting(
         "CARRYOVER_MAX_MESSAGE_BYTES",
         900_000,

@@ -5,7 +5,9 @@
 * Scheduling (``Schedule.pullers``): 0 = one task per source (SQS long polls); N = a bounded pool of N
   tasks taking sources in turn from a ready queue (Pub/Sub immediate pulls, an idle source holds no
   task). Either way a receive first takes slots from the shared :class:`~app.ingest.flow.InFlightLimiter`
-  and the next receive of a source waits as :func:`next_turn` says (idle / error back-off).
+  and the next receive of a source waits as :func:`next_turn` says (idle / error back-off). With a staging
+  :class:`~app.ingest.admission.AdmissionGate`, a source above its fair share of normalize's consumption
+  receives only what keeps staging's backlog near the target, and is held (next turn later) at it.
 * Each received batch is landed in its own task: ``port.land`` per message, one :class:`Sink` write,
   then ``acknowledge`` for what Kafka acknowledged and ``release`` (after ``retry_delay``) for the rest.
   A batch task never raises; the messages of a batch that failed come back from the source.
@@ -33,6 +35,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from app.ingest.admission import HOLD_SECONDS, AdmissionGate
 from app.ingest.flow import InFlightLimiter
 from app.ingest.landing import DeadLetter, Landing
 from app.ingest.port import M, Received, Report, Schedule, Source, SourceGone, SourcePort
@@ -78,6 +81,7 @@ class Outcome(enum.Enum):
     FAILED = "failed"  # the source answered with an error
     CRASHED = "crashed"  # a bug in the turn itself
     GONE = "gone"  # the source no longer exists
+    HELD = "held"  # staging admission deferred the receive (the source is above its fair share)
 
 
 @dataclass(frozen=True)
@@ -93,10 +97,13 @@ def next_turn(pace: Pace, outcome: Outcome, schedule: Schedule) -> tuple[float |
 
     Messages: at once. Empty: 50 ms doubling up to ``idle_backoff_max`` (0 = at once, for long polls).
     Failed: 1 s doubling up to ``error_backoff_max``. A successful receive resets the error back-off,
-    messages reset the idle one. Crashed: 1 s, back-offs kept. Gone: never.
+    messages reset the idle one. Held (staging admission): ``HOLD_SECONDS``, back-offs kept. Crashed: 1 s,
+    back-offs kept. Gone: never.
     """
     if outcome is Outcome.RECEIVED:
         return 0.0, Pace()
+    if outcome is Outcome.HELD:
+        return HOLD_SECONDS, pace
     if outcome is Outcome.EMPTY:
         idle = min(max(IDLE_BACKOFF_FIRST, pace.idle * 2), schedule.idle_backoff_max)
         return idle, Pace(idle, 0.0)
@@ -153,9 +160,15 @@ class IngestDriver(Generic[M]):
     """Lands every source of one adapter in staging; ``run`` until cancelled."""
 
     def __init__(
-        self, port: SourcePort[M], sink: Sink, limiter: InFlightLimiter, stats: IngestStats = registry
+        self,
+        port: SourcePort[M],
+        sink: Sink,
+        limiter: InFlightLimiter,
+        stats: IngestStats = registry,
+        gate: AdmissionGate | None = None,
     ) -> None:
         self.port = port
+        self.gate = gate
         self.schedule = port.schedule
         self.sink = sink
         self.limiter = limiter
@@ -351,7 +364,13 @@ class IngestDriver(Generic[M]):
     async def _turn(self, state: SourceState) -> Outcome:
         source = state.source
         holder = source.source_id
-        granted = await self.limiter.acquire(self.schedule.max_messages, holder)
+        wanted = self.schedule.max_messages
+        if self.gate is not None:
+            wanted = self.gate.allowance(holder, wanted, time.monotonic())
+            if wanted == 0:
+                state.stats.held += 1
+                return Outcome.HELD
+        granted = await self.limiter.acquire(wanted, holder)
         try:
             async with self._receive_slots:
                 receiving = asyncio.ensure_future(self.port.receive(source, granted))
@@ -379,6 +398,8 @@ class IngestDriver(Generic[M]):
         self.limiter.release(granted - len(messages), holder)
         if not messages:
             return Outcome.EMPTY
+        if self.gate is not None:
+            self.gate.admitted(holder, len(messages), time.monotonic())
         self._track(state, messages)
         task = asyncio.create_task(self._land(state, messages))
         self._batches[task] = state

@@ -14,6 +14,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from app.ingest.admission import AdmissionGate
 from app.ingest.driver import IngestDriver
 from app.ingest.flow import InFlightLimiter
 from app.ingest.port import SourcePort
@@ -40,8 +41,10 @@ class IngestRunner:
         stats: IngestStats = registry,
         summary_interval: float = SUMMARY_INTERVAL_SECONDS,
         adapters: Sequence[SourcePort[Any]] = (),
+        gate: AdmissionGate | None = None,
     ) -> None:
         self.limiter = InFlightLimiter(max_in_flight)
+        self.gate = gate
         self.stats = stats
         self.summary_interval = summary_interval
         ports: list[SourcePort[Any]] = []
@@ -51,18 +54,25 @@ class IngestRunner:
             ports.append(PubSubAdapter(pubsub))
         ports.extend(adapters)
         self.drivers: list[IngestDriver[Any]] = [
-            IngestDriver(port, sink, self.limiter, stats) for port in ports
+            IngestDriver(port, sink, self.limiter, stats, gate) for port in ports
         ]
 
     @classmethod
-    def from_settings(cls, settings: Settings, sink: Sink, stats: IngestStats = registry) -> IngestRunner:
-        """Both adapters configured from carryover's settings."""
+    def from_settings(
+        cls,
+        settings: Settings,
+        sink: Sink,
+        stats: IngestStats = registry,
+        gate: AdmissionGate | None = None,
+    ) -> IngestRunner:
+        """Both adapters configured from carryover's settings (``gate``: staging admission, if any)."""
         return cls(
             SqsConfig.from_settings(settings),
             PubSubConfig.from_settings(settings),
             sink,
             max_in_flight=settings.max_in_flight,
             stats=stats,
+            gate=gate,
         )
 
     async def run(self) -> None:

@@ -20,8 +20,11 @@ from typing import TYPE_CHECKING
 
 from mode import Service
 
+from app.ingest.admission import AdmissionGate
 from app.ingest.runner import IngestRunner
 from app.ingest.sink import KafkaSink
+from app.ingest.staging_progress import StagingProgressReader
+from app.ops.lag_monitor import client_options
 
 if TYPE_CHECKING:
     from app.faust_app import CarryoverApp
@@ -37,6 +40,7 @@ class IngestService(Service):
     _task: asyncio.Task[None] | None = None
     _watch: asyncio.Task[None] | None = None
     _sink: KafkaSink | None = None
+    _admission: asyncio.Task[None] | None = None
     carryover_app: CarryoverApp
 
     @classmethod
@@ -58,16 +62,27 @@ class IngestService(Service):
             max_request_size=settings.kafka_max_record_bytes,
         )
         await self._sink.start()
-        runner = IngestRunner.from_settings(settings, self._sink)
+        gate = None
+        if settings.staging_admission_seconds > 0:
+            gate = AdmissionGate(target_seconds=settings.staging_admission_seconds)
+            reader = StagingProgressReader(
+                gate,
+                topics.staging.get_topic_name(),
+                self.carryover_app.conf.id,
+                client_options(self.carryover_app),
+            )
+            self._admission = asyncio.create_task(reader.run(), name="ingest-staging-admission")
+        runner = IngestRunner.from_settings(settings, self._sink, gate=gate)
         self._task = asyncio.create_task(runner.run(), name="ingest")
         self._task.add_done_callback(self._on_runner_done)
         self._watch = asyncio.create_task(self._stop_with_app(), name="ingest-stop-watch")
         log.info(
-            "ingest: SQS prefix %r, Pub/Sub %s/%r, max in flight %d",
+            "ingest: SQS prefix %r, Pub/Sub %s/%r, max in flight %d, staging admission %s",
             settings.sqs_queue_prefix,
             settings.pubsub_project,
             settings.pubsub_subscription_prefix,
             settings.max_in_flight,
+            f"{settings.staging_admission_seconds:g}s of normalize" if gate is not None else "off",
         )
 
     @staticmethod
@@ -97,6 +112,9 @@ class IngestService(Service):
             await asyncio.wait([self._task])
         if self._watch is not None:
             self._watch.cancel()
+        if self._admission is not None:
+            self._admission.cancel()
+            await asyncio.gather(self._admission, return_exceptions=True)
         if self._sink is not None:
             try:
                 await asyncio.wait_for(self._sink.stop(), SINK_STOP_SECONDS)

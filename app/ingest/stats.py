@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-COUNTERS = ("received", "landed", "acknowledged", "redelivered", "dead_lettered", "failed", "errors")
+COUNTERS = ("received", "landed", "acknowledged", "redelivered", "dead_lettered", "failed", "errors", "held")
 
 
 @dataclass
@@ -32,6 +32,7 @@ class SourceStats:
     dead_lettered: int = 0  # poison messages Kafka acknowledged on the dead-letter topic
     failed: int = 0  # Kafka writes that failed (the message stays at the source and comes back)
     errors: int = 0  # source API errors (receive, delete, ack, extend)
+    held: int = 0  # receive turns deferred by staging admission (the source was above its fair share)
     queue_depth: int | None = None  # SQS ApproximateNumberOfMessages at the last discovery
     active: bool = True  # False once discovery no longer finds it
     last_error: str = ""

@@ -140,7 +140,8 @@ def render_html(
     if sources:
         parts.append(
             "<h2>Sources (this worker)</h2><table><tr><th class='l'>source</th><th>queues</th>"
-            "<th>in flight</th><th>backlog</th><th>received</th><th>landed</th><th>errors</th></tr>"
+            "<th>in flight</th><th>backlog</th><th>received</th><th>landed</th><th>errors</th>"
+            "<th title='receives deferred by staging admission: a source above its fair share'>held</th></tr>"
         )
         for kind, t in sorted(sources.items()):
             backlog = str(t.get("queue_depth", 0)) if kind == "sqs" else "n/a"
@@ -148,7 +149,7 @@ def render_html(
                 f"<tr><td class='l'>{esc(kind)}</td><td>{t.get('sources', 0)}</td>"
                 f"<td>{t.get('in_flight', 0)}</td>"
                 f"<td>{backlog}</td><td>{t.get('received', 0)}</td><td>{t.get('landed', 0)}</td>"
-                f"<td>{t.get('errors', 0)}</td></tr>"
+                f"<td>{t.get('errors', 0)}</td><td>{t.get('held', 0)}</td></tr>"
             )
         parts.append("</table>")
     if tenants:

@@ -16,7 +16,16 @@ from app.ops.lag_monitor import LagSnapshot
 from app.ops.lag_status import SEVERITY, Status
 from app.ops.tenants import TenantLoad
 
-INGEST_COUNTERS = ("received", "landed", "acknowledged", "redelivered", "dead_lettered", "failed", "errors")
+INGEST_COUNTERS = (
+    "received",
+    "landed",
+    "acknowledged",
+    "redelivered",
+    "dead_lettered",
+    "failed",
+    "errors",
+    "held",
+)
 
 
 def metric_families(
