@@ -36,7 +36,7 @@ from app.normalize.runtime import build_codec, build_keyring
 from app.state.conversation import ConversationState
 from app.topics import MESSAGES
 from app.webhooks import views
-from app.webhooks.delivery import SOURCE, DeliveryRecord, DeliveryRecordError, FanInRefused, fan_in
+from app.webhooks.delivery import SOURCE, DeliveryRecord, DeliveryRecordError, FanInRefused, fan_in, warm_up
 from app.webhooks.history import HookHistory
 from app.webhooks.replica import HookReplica
 from app.webhooks.templates import TemplateRenderer
@@ -123,6 +123,7 @@ def register(app: CarryoverApp) -> None:
         # a delivery read before every hook is known would be dead-lettered as unknown_hook (after a restart
         # the fan-in gets its records at once, the replica needs a moment to re-read the config topic)
         await replica.wait_caught_up()
+        warm_up(renderer)
         async for event in stream.events():
             message = event.message
             value = message.value or b""

@@ -36,7 +36,13 @@ from app.state.conversation import ConversationState
 from app.state.facts import conversation_key
 from app.topics import MESSAGES
 from app.webhooks.hooks import HookDefinition
-from app.webhooks.templates import TemplateRejected, TemplateRenderer
+from app.webhooks.templates import (
+    SHIPPED_TEMPLATES,
+    RenderedMessage,
+    RenderFailure,
+    TemplateRejected,
+    TemplateRenderer,
+)
 from models.canonical.carryover.collaboration.v1.message_event_pb2 import MessageEvent
 from models.canonical.carryover.collaboration.v1.message_sent_pb2 import MessageSent
 from models.canonical.carryover.common.v1.encrypted_text_pb2 import EncryptedText
@@ -161,6 +167,38 @@ def check_room(hook: HookDefinition, state: ConversationState | None) -> None:
         )
 
 
+def _render(renderer: TemplateRenderer, hook: HookDefinition, delivery: DeliveryRecord) -> RenderedMessage:
+    """The delivery rendered by the hook's template; a timeout is tried once more before it is final (a
+    busy machine can stall a render that normally takes a millisecond: a first render also compiles the
+    templates it imports), a looping template then costs two render deadlines."""
+    for attempt in (1, 2):
+        try:
+            return renderer.render(
+                delivery.payload,
+                template_name=hook.template_name,
+                template_source=hook.template_source,
+                event=delivery.event,
+                headers=delivery.headers,
+                hook_id=hook.hook_id,
+            )
+        except TemplateRejected as exc:
+            if exc.reason is RenderFailure.TIMEOUT and attempt == 1:
+                continue
+            raise FanInRefused(f"template_{exc.reason.value}", str(exc)[:500]) from None
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def warm_up(renderer: TemplateRenderer) -> None:
+    """Compile every shipped template and the templates they import (a first render does it otherwise,
+    inside its render deadline)."""
+    for name in sorted(SHIPPED_TEMPLATES):
+        for event in ("", "push", "pull_request", "issues"):
+            try:
+                renderer.render({}, template_name=name, event=event)
+            except TemplateRejected:
+                pass
+
+
 def fan_in(
     delivery: DeliveryRecord,
     hook: HookDefinition | None,
@@ -174,17 +212,7 @@ def fan_in(
     if (hook.tenant, hook.conversation_id) != (delivery.tenant, delivery.conversation_id):
         raise FanInRefused("hook_moved", "the hook now posts into another room than this delivery's")
     check_room(hook, state)
-    try:
-        rendered = renderer.render(
-            delivery.payload,
-            template_name=hook.template_name,
-            template_source=hook.template_source,
-            event=delivery.event,
-            headers=delivery.headers,
-            hook_id=hook.hook_id,
-        )
-    except TemplateRejected as exc:
-        raise FanInRefused(f"template_{exc.reason.value}", str(exc)[:500]) from None
+    rendered = _render(renderer, hook, delivery)
     ce_id = event_id(hook.hook_id, delivery.delivery_id)
     body = normalize_markup(rendered.markup)
     try:

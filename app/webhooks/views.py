@@ -142,11 +142,10 @@ def register(app: CarryoverApp, stage: WebhookStage) -> None:
                 return _json_error(
                     self, 503, "hooks are still being read; retry", **{"Retry-After": RETRY_AFTER_SECONDS}
                 )
-            verdict = await self._verdict(request, hook_id)
+            hook = stage.replica.hook(hook_id)  # the definition verified against is the one written with
+            verdict = await self._verdict(request, hook)
             stage.stats.answers[verdict.reason.value] += 1
-            if verdict.to_process:
-                hook = stage.replica.hook(hook_id)
-                assert hook is not None and verdict.payload is not None  # verified against it
+            if verdict.to_process and hook is not None and verdict.payload is not None:
                 record = DeliveryRecord(
                     hook_id=hook.hook_id,
                     tenant=hook.tenant,
@@ -190,8 +189,7 @@ def register(app: CarryoverApp, stage: WebhookStage) -> None:
                 headers=verdict.response_headers() or None,
             )
 
-        async def _verdict(self, request: web.Request, hook_id: str) -> Verdict:
-            hook = stage.replica.hook(hook_id)
+        async def _verdict(self, request: web.Request, hook: HookDefinition | None) -> Verdict:
             now = time.time()
             if hook is None or not hook.enabled:
                 return verify_delivery(hook, {}, b"", now=now)
