@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from agents import ingest, normalize, state
+from agents import archive, ingest, normalize, state
 
 if TYPE_CHECKING:
     from app.faust_app import CarryoverApp
@@ -18,4 +18,5 @@ ROLES: dict[str, Callable[[CarryoverApp], None]] = {
     "ingest": ingest.register,
     "normalize": normalize.register,
     "state": state.register,
+    "archive": archive.register,
 }

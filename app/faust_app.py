@@ -174,6 +174,7 @@ class StreamTopics:
         self.dead_letters = declare(topic_names.DEAD_LETTERS)
         self.canonical = {name: declare(name) for name in topic_names.CANONICAL}
         self.conversation_events = declare(topic_names.CONVERSATION_EVENTS)
+        self.archive_policies = declare(topic_names.ARCHIVE_POLICIES)
         sources = [catalog.topics[name] for name in topic_names.CONVERSATION_SOURCES]
         self.conversation_sources = app.topic(
             *(settings.topic_prefix + spec.name for spec in sources),
@@ -193,8 +194,9 @@ def create_app(settings: Settings) -> CarryoverApp:
 
     app = CarryoverApp(settings)
     ops.register(app)
-    for role in settings.roles:
-        ROLES[role](app)
+    for role in ROLES:  # in ROLES' order: archive registers after the state stage it hooks into
+        if role in settings.roles:
+            ROLES[role](app)
     return app
 
 

@@ -15,8 +15,8 @@ from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
-ROLES: tuple[str, ...] = ("ingest", "normalize", "state")
-"""Roles a worker can run (agents.ROLES registers each); archive and webhooks come with their issues."""
+ROLES: tuple[str, ...] = ("ingest", "normalize", "state", "archive")
+"""Roles a worker can run (agents.ROLES registers each); archive needs state in the same worker."""
 RECORD_FRAMING_BYTES = 1024
 """Kafka's own framing of one record inside a request (batch header, varints): a safe upper bound."""
 RECORD_HEADROOM_BYTES = 8192 + RECORD_FRAMING_BYTES
@@ -134,7 +134,8 @@ class Settings:
     roles: tuple[str, ...] = setting(
         "CARRYOVER_ROLES",
         ROLES,
-        "Comma separated roles this worker runs: ingest, normalize, state.",
+        "Comma separated roles this worker runs: ingest, normalize, state, archive (archive needs state: "
+        "it closes windows as the state stage reads each conversation's events).",
         _roles,
     )
     data_dir: Path = setting(
@@ -182,6 +183,21 @@ class Settings:
         "views answer 503 until one is set. Never logged.",
         str,
         secret=True,
+    )
+    # --- Archive -------------------------------------------------------------------------------
+    archive_idle_seconds: float = setting(
+        "CARRYOVER_ARCHIVE_IDLE_SECONDS",
+        60.0,
+        "A conversation-events partition that received nothing for this long (wall clock) gets a tick "
+        "carrying the wall-clock time, so its archive windows close on wall-clock time while it is idle.",
+        float,
+    )
+    archive_sse_kms_key: str = setting(
+        "CARRYOVER_ARCHIVE_SSE_KMS_KEY",
+        "alias/carryover-archive-{tenant}",
+        "KMS key of S3 archive objects (SSE-KMS), {tenant} replaced by the tenant id; empty: the bucket's "
+        "default encryption.",
+        str,
     )
     web_host: str = setting("CARRYOVER_WEB_HOST", "127.0.0.1", "Host the worker's web server binds.", str)
     web_bind: str = setting(
@@ -330,6 +346,15 @@ class Settings:
     def __post_init__(self) -> None:
         if self.standby_replicas < 0:
             raise SettingsError(f"CARRYOVER_STANDBY_REPLICAS={self.standby_replicas}: use 0 or more")
+        if "archive" in self.roles and "state" not in self.roles:
+            raise SettingsError(
+                "CARRYOVER_ROLES has archive without state: the archive runs inside the state stage; "
+                "add state"
+            )
+        if self.archive_idle_seconds <= 0:
+            raise SettingsError(
+                f"CARRYOVER_ARCHIVE_IDLE_SECONDS={self.archive_idle_seconds}: use more than 0"
+            )
         if self.state_dedupe_window < 1:
             raise SettingsError(f"CARRYOVER_STATE_DEDUPE_WINDOW={self.state_dedupe_window}: use 1 or more")
         headroom = self.kafka_max_record_bytes - self.max_message_bytes

@@ -1,0 +1,158 @@
+"""app.archive.closing: the policy book, the per-partition close rule (event time, ticks), late events,
+replays; app.archive.parts: a window's manifest from every partition's part."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.archive.closing import PolicyBook, Progress, observe, parse_tick, tick_headers
+from app.archive.manifest import ManifestFile, object_key, verify_chain
+from app.archive.parts import ManifestPart, manifest_from_parts, part_key
+from app.archive.policy import ArchiveFormat, Window, policy_id
+
+MIN = 60_000
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+FIRST = Window(T0, T0 + 5 * MIN)
+
+
+def policy(
+    tenant: str = "acme", unit: str = "Rates", every: int = 300, grace: int = 60, **extra: object
+) -> bytes:
+    raw = {
+        "tenant": tenant,
+        "business_unit": unit,
+        "schedule": {"every_seconds": every},
+        "formats": ["jsonl"],
+        "destination": "file:///tmp/archive",
+        "retention_days": 1,
+        "grace_seconds": grace,
+        "since_ms": T0,
+        **extra,
+    }
+    return json.dumps(raw).encode()
+
+
+def book(*values: bytes) -> PolicyBook:
+    made = PolicyBook()
+    for value in values:
+        raw = json.loads(value)
+        assert made.apply(policy_id(raw["tenant"], raw["business_unit"]).encode(), value, 0) is None
+    return made
+
+
+def test_the_book_keeps_the_last_policy_per_key_and_forgets_on_a_tombstone() -> None:
+    made = book(policy(every=300), policy(every=600), policy(unit="FX"))
+    assert [p.id for p in made.all()] == ["acme/FX", "acme/Rates"]
+    rates = made.get("acme/Rates")
+    assert rates is not None and rates.policy.schedule.every_seconds == 600  # type: ignore[union-attr]
+    made.apply(b"acme/FX", None, 0)
+    assert [p.id for p in made.of_tenant("acme")] == ["acme/Rates"]
+
+
+def test_the_book_refuses_unreadable_policies_and_keys_that_do_not_match() -> None:
+    made = PolicyBook()
+    assert "not JSON" in (made.apply(b"acme/Rates", b"{", 0) or "")
+    assert "under key" in (made.apply(b"acme/FX", policy(), 0) or "")
+    assert len(made) == 0 and made.unreadable == 2
+
+
+def test_without_since_the_chain_starts_at_the_records_timestamp() -> None:
+    made = PolicyBook()
+    raw = json.loads(policy())
+    del raw["since_ms"]
+    made.apply(b"acme/Rates", json.dumps(raw).encode(), T0 + 7 * MIN)
+    active = made.get("acme/Rates")
+    assert active is not None and active.first_window == Window(T0 + 5 * MIN, T0 + 10 * MIN)
+
+
+def test_windows_close_in_order_when_event_time_passes_end_plus_grace() -> None:
+    made, progress = book(policy()), Progress()
+    step = observe(progress, made, 0, tenant="acme", time_ms=T0 + MIN)
+    assert step.added == (("acme/Rates", T0),) and not step.closes
+    assert not observe(progress, made, 1, tenant="acme", time_ms=T0 + 5 * MIN + 59_999).closes  # grace
+    step = observe(progress, made, 2, tenant="other", time_ms=T0 + 16 * MIN)  # any tenant moves the watermark
+    assert [(c.window, c.after_offset, c.through_offset, c.first_offset) for c in step.closes] == [
+        (Window(T0, T0 + 5 * MIN), -1, 2, 0),
+        (Window(T0 + 5 * MIN, T0 + 10 * MIN), 2, 2, 1),  # the event at offset 1 was in the second window
+        (Window(T0 + 10 * MIN, T0 + 15 * MIN), 2, 2, None),  # 16 min = end + grace: closes too, empty
+    ]
+    step = observe(progress, made, 3, tenant="acme", time_ms=T0 + 2 * MIN)
+    assert step.late == ("acme/Rates",) and step.added == () and progress.late == 1
+
+
+def test_a_tick_closes_windows_like_an_event_and_replays_change_nothing() -> None:
+    made, progress = book(policy(), policy(unit="FX", every=600, grace=0)), Progress()
+    observe(progress, made, 10, tenant="acme", time_ms=T0 + MIN)
+    step = observe(progress, made, 11, tenant=None, time_ms=T0 + 20 * MIN)
+    closed = [(c.policy.id, c.window.start_ms - T0) for c in step.closes]
+    assert closed == [
+        ("acme/FX", 0),
+        ("acme/FX", 10 * MIN),
+        ("acme/Rates", 0),
+        ("acme/Rates", 5 * MIN),
+        ("acme/Rates", 10 * MIN),
+    ]
+    saved = progress.to_json()
+    assert observe(progress, made, 11, tenant=None, time_ms=T0 + 90 * MIN) == observe(
+        progress, made, 5, tenant=None, time_ms=0
+    )
+    assert Progress.from_json(saved).to_json() == saved == progress.to_json()
+    assert parse_tick(tick_headers(T0)) == T0 and parse_tick([("x", b"1")]) is None
+
+
+def test_a_deleted_policy_stops_closing() -> None:
+    made, progress = book(policy()), Progress()
+    observe(progress, made, 0, tenant="acme", time_ms=T0)
+    made.apply(b"acme/Rates", None, 0)
+    assert observe(progress, made, 1, tenant="acme", time_ms=T0 + 60 * MIN).closes == ()
+    assert progress.cursors == {}
+
+
+def test_events_before_since_are_not_archived_nor_late() -> None:
+    made, progress = book(policy()), Progress()
+    step = observe(progress, made, 0, tenant="acme", time_ms=T0 - MIN)
+    assert step.added == () and step.late == ()
+
+
+def _part(
+    partition: int,
+    files: tuple[ManifestFile, ...] = (),
+    counts: dict[str, dict[str, int]] | None = None,
+    window: Window = FIRST,
+) -> ManifestPart:
+    return ManifestPart(
+        "acme",
+        "Rates",
+        window,
+        "t.events",
+        partition,
+        2,
+        9 + partition,
+        20 + partition,
+        5 + partition,
+        files,
+        counts or {},
+    )
+
+
+def test_the_manifest_is_made_of_every_partitions_part_and_chains() -> None:
+    key = object_key("acme", "Rates", ArchiveFormat.JSONL, Window(T0, T0 + 5 * MIN), "c1")
+    file = ManifestFile(key, "jsonl", "c1", "ab" * 32, 10)
+    parts = [_part(1, (file,), {"c1": {"message_sent": 2}}), _part(0)]
+    assert ManifestPart.from_json(parts[0].to_json()) == parts[0]
+    first = manifest_from_parts(parts, None)
+    assert first.files == (file,) and first.counts == {"c1": {"message_sent": 2}}
+    assert [(o.partition, o.first_offset, o.last_offset) for o in first.offsets] == [(0, 5, 20), (1, 6, 21)]
+    following = manifest_from_parts(
+        [
+            _part(0, window=Window(T0 + 5 * MIN, T0 + 10 * MIN)),
+            _part(1, window=Window(T0 + 5 * MIN, T0 + 10 * MIN)),
+        ],
+        first,
+    )
+    assert verify_chain([first, following], first_previous_sha256="") == []
+    with pytest.raises(ValueError, match="expected 0..1"):
+        manifest_from_parts([_part(0)], None)
+    assert part_key("acme", "Rates", Window(T0, T0 + 5 * MIN), 3).endswith(".parts/00003.json")
