@@ -63,6 +63,8 @@ def register(app: CarryoverApp) -> None:
         conversations_table=stage.conversations,
         directory=stage.directory,
         assigned=lambda: set(app.assignor.assigned_actives()),
+        highwater=lambda tp: app.consumer.highwater(tp),
+        directory_ready=lambda: stage.directory.caught_up,
     )
     app.service(service)  # type: ignore[arg-type]  # Faust starts instances as well as classes
     app.readiness_checks.append(

@@ -52,7 +52,8 @@ class ManifestPart:
     after_offset: int
     through_offset: int
     first_offset: int
-    """The first offset this part covers (``after_offset + 1``, or earlier: a window event's first offset)."""
+    """The first offset this part covers: ``after_offset + 1``, or earlier (the offset of the window's first
+    event), or ``through_offset`` when the window closed on the same record as the one before it."""
     files: tuple[ManifestFile, ...]
     counts: dict[str, dict[str, int]]
 

@@ -20,6 +20,7 @@ The decisions are pure (:mod:`app.archive.closing`, :mod:`app.archive.window`, t
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import time
@@ -65,6 +66,7 @@ class ArchiveStats:
     late_events: int = 0
     reread_records: int = 0
     sink_retries: int = 0
+    manifest_errors: int = 0
     policies: int = 0
     policies_unreadable: int = 0
 
@@ -98,6 +100,8 @@ class ArchiveService(Service):
         conversations_table: Any,
         directory: Directory,
         assigned: Callable[[], set[TopicPartition]],
+        highwater: Callable[[TopicPartition], int | None],
+        directory_ready: Callable[[], bool],
         **kwargs: object,
     ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
@@ -106,6 +110,8 @@ class ArchiveService(Service):
         self.conversations_table = conversations_table
         self.directory = directory
         self.assigned = assigned
+        self.highwater = highwater
+        self.directory_ready = directory_ready
         self.book = PolicyBook()
         self.stats = ArchiveStats()
         self.policies_caught_up = False
@@ -145,8 +151,7 @@ class ArchiveService(Service):
         await self._reader.start()
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.config.bootstrap_servers,
-            acks="all",
-            **({} if self.config.local_broker else {"enable_idempotence": True}),
+            **local_broker.producer_options(self.config.local_broker),
         )
         await self._producer.start()
         self._sinks_context = open_sinks(
@@ -198,18 +203,33 @@ class ArchiveService(Service):
             if tp.topic != self.config.events_topic:
                 continue
             last = self._last_record.setdefault(tp.partition, now)
-            if now - last >= self.config.idle_seconds:
+            if now - last >= self.config.idle_seconds and self._caught_up(tp):
                 self._last_record[tp.partition] = now
-                await self._producer.send_and_wait(
-                    tp.topic, None, key=None, partition=tp.partition, headers=tick_headers(int(now * 1000))
-                )
+                try:
+                    await self._producer.send_and_wait(
+                        tp.topic, b"", key=None, partition=tp.partition, headers=tick_headers(int(now * 1000))
+                    )
+                except Exception as exc:  # noqa: BLE001 - the next tick comes in idle_seconds
+                    log.warning("archive: tick of partition %d not sent (%r)", tp.partition, exc)
+                    continue
                 self.stats.ticks_sent += 1
+
+    def _caught_up(self, tp: TopicPartition) -> bool:
+        """True when every record of the partition was read (idle, not just behind): only then a tick."""
+        highwater = self.highwater(tp)
+        raw = self.progress_table.get(f"p/{tp.partition}".encode())
+        last = Progress.from_json(raw).last_offset if raw is not None else -1
+        return highwater is not None and highwater <= last + 1
 
     # -- the step ----------------------------------------------------------------------------
 
     async def wait_ready(self) -> None:
-        """Wait until the policies are read (the agent calls this before its first record)."""
+        """Wait until the policies and the user directory are read (before the first record)."""
         await self._policies_read.wait()
+        for _ in itertools.count():  # the directory too: a business unit is looked up at every close
+            if self.directory_ready():
+                break
+            await asyncio.sleep(0.1)
 
     async def on_record(self, partition: int, offset: int, headers: Headers, value: bytes) -> None:
         """Account for one record of the conversation-events topic; archive the windows it closes."""
@@ -292,7 +312,15 @@ class ArchiveService(Service):
                             key, fmt.value, cw.conversation_id, sha256_hex(rendered.data), len(rendered.data)
                         )
                     )
-        first = close.after_offset + 1
+        log.debug(
+            "archive: partition %d closes %s %s: %d conversations active, %d archived",
+            partition,
+            close.policy.id,
+            window.label,
+            len(members),
+            len(counts),
+        )
+        first = min(close.after_offset + 1, close.through_offset)  # several windows may close on one record
         if close.first_offset is not None:
             first = min(first, close.first_offset)
         part = ManifestPart(
@@ -313,7 +341,13 @@ class ArchiveService(Service):
         )
         self.stats.parts_written += 1
         self.stats.windows_closed += 1
-        await self._assemble(close, sink, window)
+        try:
+            await self._assemble(close, sink, window)
+        except (
+            ValueError
+        ) as exc:  # parts that do not make a manifest: a bug or a tampered bucket, not retried
+            self.stats.manifest_errors += 1
+            log.error("archive: the manifest of window %s cannot be made: %s", window.label, exc)
 
     async def _assemble(self, close: Close, sink: Sink, window: Window) -> None:
         """Write the manifest of ``window`` (and of the windows after it) once every part is there."""

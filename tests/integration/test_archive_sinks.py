@@ -1,7 +1,7 @@
 """Archive sinks: an object is written once; a re-run with the same bytes is "identical", other bytes are a
-conflict and the delivered object is kept. S3 against moto's real HTTP server: conditional put,
-Object Lock
-in COMPLIANCE mode with the retention, SSE-KMS with the tenant's key, and a locked object cannot be deleted."""
+conflict and the delivered object is kept. S3 against moto's real HTTP server: conditional put, Object
+Lock in COMPLIANCE mode with the retention, SSE-KMS with the tenant's key; a locked object cannot be
+deleted."""
 
 from __future__ import annotations
 

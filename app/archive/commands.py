@@ -1,0 +1,167 @@
+"""``carryover archive policy set / list / delete``: archive policies in ``carryover.config.archive``.
+
+The command writes the compacted topic directly (key :func:`app.archive.policy.policy_id`, value the policy's
+JSON, a tombstone to delete), like ``carryover topics apply`` and ``carryover replay`` use Kafka directly: the
+topic is the policies' source of truth and every worker follows it, so no worker has to be up to change a
+policy, and who may change policies is the topic's write ACL. A policy is validated before it is written
+(:class:`app.archive.policy.PolicyError` lists every problem with its fix); workers validate again on read
+and skip, with a warning, a record that is not a valid policy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from datetime import datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from app import local_broker
+from app import topics as topic_names
+from app.archive.closing import PolicyBook
+from app.archive.policy import ArchivePolicy, PolicyError, policy_id
+from app.settings import Settings
+
+
+def _topic(settings: Settings) -> str:
+    return settings.topic_prefix + topic_names.ARCHIVE_POLICIES
+
+
+async def read_policies(settings: Settings) -> PolicyBook:
+    """Every policy in the topic now (read from the beginning to its end)."""
+    book = PolicyBook()
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        numbers = consumer.partitions_for_topic(_topic(settings)) or set()
+        if not numbers:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
+            numbers = consumer.partitions_for_topic(_topic(settings)) or set()
+        tps = [TopicPartition(_topic(settings), p) for p in sorted(numbers)]
+        if not tps:
+            return book
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await local_broker.corrected_end_offsets(consumer, tps)
+        remaining = {tp: end for tp, end in ends.items() if end > 0}
+        while remaining:
+            batches = await consumer.getmany(timeout_ms=1000)
+            for tp, messages in batches.items():
+                for message in messages:
+                    book.apply(message.key, message.value, int(message.timestamp))
+                if messages and tp in remaining and messages[-1].offset + 1 >= remaining[tp]:
+                    del remaining[tp]
+        return book
+    finally:
+        await consumer.stop()
+
+
+async def _write(settings: Settings, key: str, value: bytes | None) -> None:
+    from app.catalog.model import default_catalog  # noqa: PLC0415
+    from app.catalog.provision import apply_topics  # noqa: PLC0415
+
+    await apply_topics(
+        settings.bootstrap_servers,
+        default_catalog(),
+        dry_run=False,
+        prefix=settings.topic_prefix,
+        replication_factor=settings.topic_replicas,
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        **local_broker.producer_options(settings.local_broker),
+    )
+    await producer.start()
+    try:
+        await producer.send_and_wait(_topic(settings), value, key=key.encode())
+    finally:
+        await producer.stop()
+
+
+def _since_ms(text: str) -> int:
+    if text.isdigit():
+        return int(text)
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError(f"--since {text!r} has no time zone: add Z or +HH:MM")
+    return int(moment.timestamp() * 1000)
+
+
+def cmd_policy_set(args: argparse.Namespace, settings: Settings) -> int:
+    """Validate the policy file and write it; 0 when written, 2 when invalid."""
+    try:
+        text = sys.stdin.read() if args.file == "-" else open(args.file, encoding="utf-8").read()  # noqa: SIM115
+    except OSError as exc:
+        print(f"carryover archive policy set: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        raw = json.loads(text)
+        if isinstance(raw, dict) and args.since is not None:
+            raw["since_ms"] = _since_ms(args.since)
+        if isinstance(raw, dict) and raw.get("since_ms") is None:
+            raw["since_ms"] = int(time.time() * 1000)
+        policy = ArchivePolicy.from_dict(raw)
+    except json.JSONDecodeError as exc:
+        print(f"carryover archive policy set: {args.file} is not JSON ({exc})", file=sys.stderr)
+        return 2
+    except ValueError as exc:  # PolicyError is one; --since too
+        print(f"carryover archive policy set: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(_write(settings, policy_id(policy.tenant, policy.business_unit), policy.to_json()))
+    print(f"archive policy {policy_id(policy.tenant, policy.business_unit)} written")
+    return 0
+
+
+def cmd_policy_list(args: argparse.Namespace, settings: Settings) -> int:
+    """Print every policy (one JSON object per line), optionally of one tenant."""
+    book = asyncio.run(read_policies(settings))
+    for active in book.all():
+        if args.tenant and active.policy.tenant != args.tenant:
+            continue
+        print(json.dumps({**active.policy.to_dict(), "since_ms": active.since_ms}, sort_keys=True))
+    return 0
+
+
+def cmd_policy_delete(args: argparse.Namespace, settings: Settings) -> int:
+    """Delete the policy of (tenant, business unit); 1 when there is none."""
+    pid = policy_id(args.tenant, args.business_unit)
+    book = asyncio.run(read_policies(settings))
+    if book.get(pid) is None:
+        print(
+            f"carryover archive policy delete: no policy for {pid}; "
+            "`carryover archive policy list` shows them",
+            file=sys.stderr,
+        )
+        return 1
+    asyncio.run(_write(settings, pid, None))
+    print(f"archive policy {pid} deleted (delivered objects stay, under their retention)")
+    return 0
+
+
+def add_archive_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``carryover archive ...`` to the CLI."""
+    archive = sub.add_parser("archive", help="the compliance archive: policies")
+    archive_sub = archive.add_subparsers(dest="archive_command", required=True)
+    policy = archive_sub.add_parser("policy", help="archive policies per (tenant, business unit)")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True)
+    set_ = policy_sub.add_parser("set", help="validate a policy (JSON file, - for stdin) and write it")
+    set_.add_argument("file")
+    set_.add_argument(
+        "--since",
+        help="archive from the window containing this instant (ISO 8601 with zone, or epoch ms); default: "
+        "the policy's since_ms, else now",
+    )
+    set_.set_defaults(handler=cmd_policy_set)
+    list_ = policy_sub.add_parser("list", help="print every policy, one JSON object per line")
+    list_.add_argument("--tenant", help="only this tenant's policies")
+    list_.set_defaults(handler=cmd_policy_list)
+    delete = policy_sub.add_parser("delete", help="delete the policy of a tenant's business unit")
+    delete.add_argument("tenant")
+    delete.add_argument("business_unit")
+    delete.set_defaults(handler=cmd_policy_delete)
+
+
+__all__ = ["PolicyError", "add_archive_commands", "read_policies"]
