@@ -15,14 +15,19 @@ import asyncio
 import json
 import sys
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from app import local_broker
 from app import topics as topic_names
 from app.archive.closing import PolicyBook
-from app.archive.policy import ArchivePolicy, PolicyError, policy_id
+from app.archive.manifest import Manifest, manifest_key
+from app.archive.parts import ManifestPart, parts_prefix
+from app.archive.policy import ArchivePolicy, PolicyError, policy_id, windows_between
+from app.archive.sinks import S3Sink, open_sinks
+from app.archive.verify import ObjectFacts, VerifyReport, verify_objects
+from app.catalog.model import default_catalog
 from app.settings import Settings
 
 
@@ -60,7 +65,6 @@ async def read_policies(settings: Settings) -> PolicyBook:
 
 
 async def _write(settings: Settings, key: str, value: bytes | None) -> None:
-    from app.catalog.model import default_catalog  # noqa: PLC0415
     from app.catalog.provision import apply_topics  # noqa: PLC0415
 
     await apply_topics(
@@ -141,6 +145,53 @@ def cmd_policy_delete(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    """Check the chain, files, completeness and locks of a (tenant, business unit); 0 when all are fine."""
+    report = asyncio.run(_verify(args, settings))
+    if report is None:
+        return 2
+    print("\n".join(report.lines()))
+    return 0 if report.ok and report.windows else 1
+
+
+async def _verify(args: argparse.Namespace, settings: Settings) -> VerifyReport | None:
+    book = await read_policies(settings)
+    active = book.get(policy_id(args.tenant, args.bu))
+    if active is None:
+        print(f"carryover archive verify: no policy for {args.tenant}/{args.bu}", file=sys.stderr)
+        return None
+    policy = active.policy
+    first = active.first_window
+    until = _since_ms(args.until) if args.until else int(time.time() * 1000)
+    async with open_sinks(settings.aws_endpoint_url, settings.aws_region, "") as sinks:
+        sink = sinks.for_destination(policy.parsed_destination)
+        manifests: list[Manifest] = []
+        parts: dict[str, list[ManifestPart]] = {}
+        objects: dict[str, ObjectFacts] = {}
+        missing_manifests: list[str] = []
+        for window in windows_between(policy, first.start_ms, until):
+            raw = await sink.get(manifest_key(policy.tenant, policy.business_unit, window))
+            if raw is None:
+                if window.end_ms + policy.grace_ms <= until:
+                    missing_manifests.append(window.label)
+                break
+            manifest = Manifest.from_json(raw)
+            manifests.append(manifest)
+            keys = await sink.list(parts_prefix(policy.tenant, policy.business_unit, window))
+            parts[window.label] = [ManifestPart.from_json(await sink.get(k) or b"") for k in keys]
+            for listed in manifest.files:
+                data = await sink.get(listed.key)
+                mode, retain = (None, None)
+                if isinstance(sink, S3Sink) and data is not None:
+                    mode, retain = await sink.lock(listed.key)
+                objects[listed.key] = ObjectFacts(data, mode, retain)
+    partitions = default_catalog().topics[topic_names.CONVERSATION_EVENTS].partitions
+    now = datetime.now(UTC) if policy.parsed_destination.scheme == "s3" else None
+    return verify_objects(
+        manifests, parts, objects, partitions=partitions, now=now, missing_manifests=missing_manifests
+    )
+
+
 def add_archive_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``carryover archive ...`` to the CLI."""
     archive = sub.add_parser("archive", help="the compliance archive: policies")
@@ -162,6 +213,15 @@ def add_archive_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     delete.add_argument("tenant")
     delete.add_argument("business_unit")
     delete.set_defaults(handler=cmd_policy_delete)
+    verify = archive_sub.add_parser(
+        "verify",
+        help="check a business unit's archive from its objects: manifest chain, files (missing, altered), "
+        "every partition's part, Object Lock; exit 0 only when all are fine",
+    )
+    verify.add_argument("--tenant", required=True)
+    verify.add_argument("--bu", required=True, help="business unit")
+    verify.add_argument("--until", help="last instant to check (ISO 8601 or epoch ms; default now)")
+    verify.set_defaults(handler=cmd_verify)
 
 
 __all__ = ["PolicyError", "add_archive_commands", "read_policies"]

@@ -163,6 +163,11 @@ class S3Sink:
             data: bytes = await body.read()
             return data
 
+    async def lock(self, key: str) -> tuple[str | None, dt.datetime | None]:
+        """(Object Lock mode, retain-until) of the object; (None, None) when it has none."""
+        head = await self.client.head_object(Bucket=self.bucket, Key=self.prefix + key)
+        return head.get("ObjectLockMode"), head.get("ObjectLockRetainUntilDate")
+
     async def list(self, prefix: str) -> list[str]:
         """Keys under ``prefix`` (without the sink's own prefix), sorted."""
         keys: list[str] = []

@@ -312,6 +312,16 @@ def reference_files(
     return expected
 
 
+def verify(run: Run, policy: ArchivePolicy, data: Traffic) -> Any:
+    """`carryover archive verify` of the policy's windows up to the last one with traffic."""
+    last = expected_windows(policy, data.last_event_ms)[-1]
+    until = str(last.end_ms + policy.grace_ms)
+    return carryover(
+        ["archive", "verify", "--tenant", policy.tenant, "--bu", policy.business_unit, "--until", until],
+        run.env,
+    )
+
+
 def _bootstrap(run: Run) -> str:
     return run.env["CARRYOVER_BROKER"].split("://", 1)[1]
 
@@ -386,6 +396,10 @@ def test_policy_commands_list_delete_and_refuse_invalid_policies(
     again = carryover(["archive", "policy", "delete", tenant, "Ops"], env)
     assert again.returncode == 1 and "no policy" in again.stderr
     assert len(carryover(["archive", "policy", "list"], env).stdout.splitlines()) == 3
+    verified = verify(clean_run, clean_run.policies[0], traffic)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    unknown = carryover(["archive", "verify", "--tenant", tenant, "--bu", "Ops"], env)
+    assert unknown.returncode == 2 and "no policy" in unknown.stderr
 
 
 def test_kill_9_mid_close_then_restart_delivers_the_same_bytes_and_overwrites_nothing(
@@ -409,6 +423,13 @@ def test_kill_9_mid_close_then_restart_delivers_the_same_bytes_and_overwrites_no
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=BUCKET, Prefix="crashed/"):
         versions.update(v["Key"] for v in page.get("Versions", []))
     assert versions and max(versions.values()) == 1  # nothing was written twice
+    for policy in crashed.policies:  # what a compliance officer runs
+        verified = verify(crashed, policy, traffic)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert "missing 0, altered 0, chain breaks 0, incomplete 0, not locked 0" in verified.stdout
+        print(f"archive verify {policy.business_unit}: {verified.stdout.strip()}")
+    log = (tmp_path / "worker-crashed.log").read_text(errors="replace")
+    assert "exists with other bytes" not in log  # the re-run rendered the same bytes: no conflict
     print(
         f"\ncrash run: killed with {crashed.killed_with} objects delivered, {len(listed)} files "
         "byte-identical "

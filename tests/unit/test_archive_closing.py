@@ -8,7 +8,7 @@ import json
 import pytest
 
 from app.archive.closing import PolicyBook, Progress, observe, parse_tick, tick_headers
-from app.archive.manifest import ManifestFile, object_key, verify_chain
+from app.archive.manifest import ManifestFile, object_key, sha256_hex, verify_chain
 from app.archive.parts import ManifestPart, manifest_from_parts, part_key
 from app.archive.policy import ArchiveFormat, Window, policy_id
 
@@ -156,3 +156,46 @@ def test_the_manifest_is_made_of_every_partitions_part_and_chains() -> None:
     with pytest.raises(ValueError, match="expected 0..1"):
         manifest_from_parts([_part(0)], None)
     assert part_key("acme", "Rates", Window(T0, T0 + 5 * MIN), 3).endswith(".parts/00003.json")
+
+
+def test_verify_finds_missing_altered_incomplete_and_unlocked_objects() -> None:
+    import datetime as dt  # noqa: PLC0415
+
+    from app.archive.verify import ObjectFacts, verify_objects  # noqa: PLC0415
+
+    second = Window(T0 + 5 * MIN, T0 + 10 * MIN)
+    data = b'{"record":"event"}\n'
+    key = object_key("acme", "Rates", ArchiveFormat.JSONL, second, "c1")
+    file = ManifestFile(key, "jsonl", "c1", sha256_hex(data), len(data))
+    first_parts = [_part(0), _part(1)]
+    second_parts = [
+        ManifestPart(
+            "acme", "Rates", second, "t.events", 0, 2, 20, 30, 21, (file,), {"c1": {"message_sent": 1}}
+        ),
+        ManifestPart("acme", "Rates", second, "t.events", 1, 2, 21, 31, 22, (), {}),
+    ]
+    first = manifest_from_parts(first_parts, None)
+    following = manifest_from_parts(second_parts, first)
+    parts = {FIRST.label: first_parts, second.label: second_parts}
+    now = dt.datetime.now(dt.UTC)
+    locked = ObjectFacts(data, "COMPLIANCE", now + dt.timedelta(days=1))
+
+    def check(objects: dict[str, ObjectFacts], **changes: object) -> list[str]:
+        options: dict[str, object] = {"partitions": 2, "now": now, **changes}
+        report = verify_objects([first, following], parts, objects, **options)  # type: ignore[arg-type]
+        return report.lines()[1:]
+
+    assert check({key: locked}) == []
+    assert check({}) == [f"  missing: {key}"]
+    assert check({key: ObjectFacts(b"x", "COMPLIANCE", now + dt.timedelta(days=1))}) == [f"  altered: {key}"]
+    assert check({key: ObjectFacts(data, "GOVERNANCE", now)})[0].startswith(f"  unlocked: {key}")
+    assert check({key: ObjectFacts(data)}, now=None) == []
+    assert check({key: locked}, partitions=3)[0].startswith("  incomplete:")
+    parts[second.label] = [second_parts[0]]
+    assert "parts of partitions [0]" in check({key: locked})[0]
+    parts[second.label] = [second_parts[0], _part(1, window=second)]  # partition 1 does not follow on
+    assert "partition 1 starts after offset 10, the previous window ended at 21" in check({key: locked})[0]
+    report = verify_objects(
+        [first], {FIRST.label: first_parts}, {}, partitions=2, now=None, missing_manifests=["w"]
+    )
+    assert not report.ok and report.missing == ["the manifest of window w (closed, not delivered)"]
