@@ -96,6 +96,21 @@ class PolicyBook:
         return len(self._by_id)
 
 
+@dataclass(frozen=True)
+class LateEvent:
+    """An event that came after its window closed on its partition: which window, conversation, offset."""
+
+    start_ms: int
+    end_ms: int
+    conversation_key: str
+    offset: int
+
+    @property
+    def window(self) -> Window:
+        """The (closed) window the event belongs to."""
+        return Window(self.start_ms, self.end_ms)
+
+
 @dataclass
 class Cursor:
     """Of one policy on one partition: the next window to close and the offset its part starts after."""
@@ -105,6 +120,8 @@ class Cursor:
     after_offset: int
     first_offsets: dict[int, int] = field(default_factory=dict)
     """Open windows with an event: window start -> offset of the first event of that window."""
+    late: list[LateEvent] = field(default_factory=list)
+    """Late events seen since the last close: delivered as supplements when the next window closes."""
 
     @property
     def window(self) -> Window:
@@ -133,7 +150,13 @@ class Progress:
                 "l": self.late,
                 "d": self.pending_deletes,
                 "c": {
-                    pid: [c.start_ms, c.end_ms, c.after_offset, sorted(c.first_offsets.items())]
+                    pid: [
+                        c.start_ms,
+                        c.end_ms,
+                        c.after_offset,
+                        sorted(c.first_offsets.items()),
+                        [[e.start_ms, e.end_ms, e.conversation_key, e.offset] for e in c.late],
+                    ]
                     for pid, c in sorted(self.cursors.items())
                 },
             },
@@ -145,8 +168,14 @@ class Progress:
         """The progress :meth:`to_json` wrote."""
         raw = json.loads(data)
         cursors = {
-            str(pid): Cursor(int(s), int(e), int(a), {int(k): int(v) for k, v in firsts})
-            for pid, (s, e, a, firsts) in raw["c"].items()
+            str(pid): Cursor(
+                int(c[0]),
+                int(c[1]),
+                int(c[2]),
+                {int(k): int(v) for k, v in c[3]},
+                [LateEvent(int(s), int(e), str(k), int(o)) for s, e, k, o in (c[4] if len(c) > 4 else [])],
+            )
+            for pid, c in raw["c"].items()
         }
         return cls(int(raw["w"]), int(raw["o"]), cursors, int(raw.get("l", 0)), list(raw.get("d", [])))
 
@@ -165,6 +194,8 @@ class Close:
     after_offset: int
     through_offset: int
     first_offset: int | None
+    late: tuple[LateEvent, ...] = ()
+    """Late events of earlier windows to deliver as supplements with this window."""
 
 
 @dataclass(frozen=True)
@@ -185,8 +216,10 @@ def observe(
     *,
     tenant: str | None,
     time_ms: int | None,
+    conversation_key: str = "",
 ) -> Step:
-    """Apply the record at ``offset`` (an event of ``tenant`` at ``time_ms``, or a tick: ``tenant`` None)."""
+    """Apply the record at ``offset`` (an event of ``tenant``'s conversation ``conversation_key`` at
+    ``time_ms``, or a tick: ``tenant`` None)."""
     if offset <= progress.last_offset:
         return Step()  # read again after a crash: already in the progress
     policies = book.all()
@@ -206,6 +239,9 @@ def observe(
                 continue
             if time_ms < cursor.start_ms:
                 late.append(active.id)
+                if conversation_key:
+                    closed = window_of(active.policy, time_ms)
+                    cursor.late.append(LateEvent(closed.start_ms, closed.end_ms, conversation_key, offset))
                 continue
             window = window_of(active.policy, time_ms)
             cursor.first_offsets.setdefault(window.start_ms, offset)
@@ -224,8 +260,10 @@ def observe(
                     cursor.after_offset,
                     offset,
                     cursor.first_offsets.pop(window.start_ms, None),
+                    tuple(cursor.late),
                 )
             )
+            cursor.late = []
             following = window_of(active.policy, window.end_ms)
             cursor.start_ms, cursor.end_ms, cursor.after_offset = following.start_ms, following.end_ms, offset
     progress.last_offset = offset

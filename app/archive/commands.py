@@ -22,7 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from app import local_broker
 from app import topics as topic_names
 from app.archive.closing import PolicyBook
-from app.archive.manifest import Manifest, manifest_key
+from app.archive.manifest import Manifest, ManifestFile, SupplementFile, manifest_key
 from app.archive.parts import ManifestPart, parts_prefix
 from app.archive.policy import ArchivePolicy, PolicyError, policy_id, windows_between
 from app.archive.sinks import S3Sink, open_sinks
@@ -179,7 +179,8 @@ async def _verify(args: argparse.Namespace, settings: Settings) -> VerifyReport 
             manifests.append(manifest)
             keys = await sink.list(parts_prefix(policy.tenant, policy.business_unit, window))
             parts[window.label] = [ManifestPart.from_json(await sink.get(k) or b"") for k in keys]
-            for listed in manifest.files:
+            listed_files: list[ManifestFile | SupplementFile] = [*manifest.files, *manifest.supplements]
+            for listed in listed_files:
                 data = await sink.get(listed.key)
                 mode, retain = (None, None)
                 if isinstance(sink, S3Sink) and data is not None:

@@ -22,7 +22,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
-from app.archive.manifest import Manifest, ManifestFile, OffsetRange, _scope
+from app.archive.manifest import Manifest, ManifestFile, OffsetRange, SupplementFile, _scope
 from app.archive.policy import Window
 
 PART_VERSION = 1
@@ -56,6 +56,7 @@ class ManifestPart:
     event), or ``through_offset`` when the window closed on the same record as the one before it."""
     files: tuple[ManifestFile, ...]
     counts: dict[str, dict[str, int]]
+    supplements: tuple[SupplementFile, ...] = ()
 
     def to_json(self) -> bytes:
         """Compact JSON, keys sorted."""
@@ -72,6 +73,7 @@ class ManifestPart:
             "first_offset": self.first_offset,
             "files": [asdict(f) for f in sorted(self.files)],
             "counts": {c: dict(sorted(t.items())) for c, t in sorted(self.counts.items())},
+            **({"supplements": [asdict(f) for f in sorted(self.supplements)]} if self.supplements else {}),
         }
         return json.dumps(doc, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode()
 
@@ -94,6 +96,7 @@ class ManifestPart:
                 int(raw["first_offset"]),
                 tuple(ManifestFile(**f) for f in raw["files"]),
                 {str(c): {str(t): int(n) for t, n in per.items()} for c, per in raw["counts"].items()},
+                tuple(SupplementFile(**f) for f in raw.get("supplements", ())),
             )
         except (KeyError, TypeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not a manifest part: {exc!r}") from exc
@@ -112,9 +115,11 @@ def manifest_from_parts(parts: Sequence[ManifestPart], previous: Manifest | None
     if numbers != list(range(first.partitions)):
         raise ValueError(f"parts of partitions {numbers}, expected 0..{first.partitions - 1}")
     files: list[ManifestFile] = []
+    supplements: list[SupplementFile] = []
     counts: dict[str, dict[str, int]] = {}
     for part in parts:
         files.extend(part.files)
+        supplements.extend(part.supplements)
         for conversation, per_type in part.counts.items():
             if conversation in counts:
                 raise ValueError(f"conversation {conversation} in two partitions' parts")
@@ -128,4 +133,5 @@ def manifest_from_parts(parts: Sequence[ManifestPart], previous: Manifest | None
         counts=counts,
         offsets=tuple(sorted(offsets)),
         previous_sha256=previous.sha256 if previous is not None else "",
+        supplements=tuple(sorted(supplements)),
     )

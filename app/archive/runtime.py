@@ -35,7 +35,15 @@ from mode import Service
 from app import local_broker
 from app.archive import render
 from app.archive.closing import Close, PolicyBook, Progress, observe, parse_tick, tick_headers
-from app.archive.manifest import Manifest, ManifestFile, manifest_key, object_key, sha256_hex
+from app.archive.manifest import (
+    Manifest,
+    ManifestFile,
+    SupplementFile,
+    manifest_key,
+    object_key,
+    sha256_hex,
+    supplement_key,
+)
 from app.archive.parts import ManifestPart, manifest_from_parts, part_key, parts_prefix
 from app.archive.policy import Window, window_of
 from app.archive.records import DecryptionKeys
@@ -67,6 +75,7 @@ class ArchiveStats:
     reread_records: int = 0
     sink_retries: int = 0
     manifest_errors: int = 0
+    supplements_written: int = 0
     policies: int = 0
     policies_unreadable: int = 0
 
@@ -256,14 +265,14 @@ class ArchiveService(Service):
             if fact is not None and fact.scope != "user" and fact.time_ms > 0:
                 tenant, time_ms = fact.tenant, fact.time_ms
                 conversation = fact.conversation_id
-        step = observe(progress, self.book, offset, tenant=tenant, time_ms=time_ms)
+        ckey = conversation_key(tenant, conversation) if tenant is not None and conversation else ""
+        step = observe(progress, self.book, offset, tenant=tenant, time_ms=time_ms, conversation_key=ckey)
         self.stats.late_events += len(step.late)
         if step.late:
             log.warning(
                 "archive: an event came after its window closed (partition %d, offset %d)", partition, offset
             )
-        if tenant is not None and conversation:
-            ckey = conversation_key(tenant, conversation)
+        if ckey:
             for pid, start in step.added:
                 skey = _set_key(partition, pid, start)
                 members = self._members(skey)
@@ -320,6 +329,7 @@ class ArchiveService(Service):
             len(members),
             len(counts),
         )
+        supplements = await self._supplements(partition, close, sink) if close.late else []
         first = min(close.after_offset + 1, close.through_offset)  # several windows may close on one record
         if close.first_offset is not None:
             first = min(first, close.first_offset)
@@ -335,6 +345,7 @@ class ArchiveService(Service):
             first,
             tuple(sorted(files)),
             counts,
+            tuple(sorted(supplements)),
         )
         await self._put(
             sink, part_key(policy.tenant, policy.business_unit, window, partition), part.to_json(), close
@@ -348,6 +359,51 @@ class ArchiveService(Service):
         ) as exc:  # parts that do not make a manifest: a bug or a tampered bucket, not retried
             self.stats.manifest_errors += 1
             log.error("archive: the manifest of window %s cannot be made: %s", window.label, exc)
+
+    async def _supplements(self, partition: int, close: Close, sink: Sink) -> list[SupplementFile]:
+        """Deliver the late events of ``close.late`` as supplements with ``close.window``."""
+        policy = close.policy.policy
+        keys = await self._decryption_keys()
+        wanted = {e.conversation_key for e in close.late}
+        offsets = {e.offset for e in close.late}
+        events = await self._reread(partition, min(offsets), max(offsets), wanted, only=offsets)
+        delivered: list[SupplementFile] = []
+        groups = sorted(
+            {(e.window, e.conversation_key) for e in close.late}, key=lambda g: (g[0].start_ms, g[1])
+        )
+        for original, ckey in groups:
+            raw_state = self.conversations_table.get(ckey.encode())
+            if raw_state is None:
+                continue
+            state = ConversationState.from_json(raw_state, window=self.config.state_window)
+            cw = conversation_window(
+                state, self.directory, policy.business_unit, original, events.get(ckey, [])
+            )
+            if cw is None:
+                continue
+            for fmt in policy.formats:
+                data = render(fmt, cw, keys, redact_suppressed=policy.redact_suppressed).data
+                key = supplement_key(
+                    policy.tenant, policy.business_unit, fmt, close.window, original, cw.conversation_id
+                )
+                await self._put(sink, key, data, close)
+                original_key = object_key(
+                    policy.tenant, policy.business_unit, fmt, original, cw.conversation_id
+                )
+                exists = await self._retry(partial(sink.get, original_key)) is not None
+                delivered.append(
+                    SupplementFile(
+                        key,
+                        fmt.value,
+                        cw.conversation_id,
+                        sha256_hex(data),
+                        len(data),
+                        original.label,
+                        original_key if exists else "",
+                    )
+                )
+        self.stats.supplements_written += len(delivered)
+        return delivered
 
     async def _assemble(self, close: Close, sink: Sink, window: Window) -> None:
         """Write the manifest of ``window`` (and of the windows after it) once every part is there."""
@@ -426,7 +482,7 @@ class ArchiveService(Service):
         return self._keys
 
     async def _reread(
-        self, partition: int, first: int, through: int, wanted: set[str]
+        self, partition: int, first: int, through: int, wanted: set[str], only: set[int] | None = None
     ) -> dict[str, list[Any]]:
         """The events of the ``wanted`` conversations at offsets ``first``..``through`` of the partition."""
         reader = self._reader
@@ -444,7 +500,7 @@ class ArchiveService(Service):
                     break
                 self.stats.reread_records += 1
                 key = (message.key or b"").decode(errors="replace")
-                if key in wanted:
+                if key in wanted and (only is None or message.offset in only):
                     headers = [(k, bytes(v)) for k, v in (message.headers or [])]
                     topic = next((v.decode() for k, v in headers if k == CANONICAL_TOPIC_HEADER), "")
                     if topic:

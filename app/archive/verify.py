@@ -4,8 +4,8 @@
 For a chain of manifests of one (tenant, business unit), :func:`verify_objects` reports:
 
 * breaks of the manifest chain (:func:`app.archive.manifest.verify_chain`: hash links, gaps, overlaps, keys);
-* per window, files listed in the manifest that are **missing**, or whose bytes do not have the listed SHA-256
-  and size (**altered**);
+* per window, files and supplements listed in the manifest that are **missing**, or whose bytes do not have
+  the listed SHA-256 and size (**altered**);
 * **completeness across partitions**: the manifest has one offset range per partition of the topic, the
   window's parts are all there, and each partition's part starts where its part of the previous window ended
   (``after_offset`` = the previous part's ``through_offset``);
@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from app.archive.manifest import Manifest, sha256_hex, verify_chain
+from app.archive.manifest import Manifest, ManifestFile, SupplementFile, sha256_hex, verify_chain
 from app.archive.parts import ManifestPart
 
 
@@ -103,7 +103,8 @@ def verify_objects(
                         f"previous window ended at {previous_ends.get(part.partition)}"
                     )
         previous_ends = {p.partition: p.through_offset for p in window_parts}
-        for listed in manifest.files:
+        listed_files: list[ManifestFile | SupplementFile] = [*manifest.files, *manifest.supplements]
+        for listed in listed_files:
             report.files += 1
             facts = objects.get(listed.key)
             if facts is None or facts.data is None:

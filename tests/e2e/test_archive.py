@@ -36,6 +36,7 @@ from app.archive.policy import ArchivePolicy, Window, policy_id, window_of, wind
 from app.archive.window import conversation_window
 from app.catalog.model import default_catalog
 from app.catalog.provision import apply_topics
+from app.catalog.wire import frame, unframe
 from app.crypto.keyfile import LocalKeyFileProvider
 from app.crypto.keyring import Keyring
 from app.state.conversation import ConversationState
@@ -65,6 +66,8 @@ class Traffic:
     events: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]]
     last_event_ms: int
     policies: list[ArchivePolicy]
+    late: list[tuple[str, str]]
+    """(conversation id, message id) of messages of the first Rates window written after the traffic: late."""
 
 
 def policies_for(tenants: list[str], since_ms: int, prefix: str) -> list[ArchivePolicy]:
@@ -127,7 +130,50 @@ def traffic(tmp_path_factory: pytest.TempPathFactory) -> Traffic:
         for forward in route_record(topic, value, headers, holds).forwards:
             events.append((forward.key.encode(), forward.value, forward.headers))
     last = max(item[0] for item in merged)
-    return Traffic(key_file, made, users, events, last, policies_for(tenants, start, "clean"))
+    policies = policies_for(tenants, start, "clean")
+    late = late_messages(made, events, policies[0], tenants[0])
+    events += [record for record, _ in late]
+    return Traffic(key_file, made, users, events, last, policies, [ids for _, ids in late])
+
+
+def late_messages(
+    made: CanonicalTraffic,
+    events: list[tuple[bytes | None, bytes, list[tuple[str, bytes]]]],
+    rates: ArchivePolicy,
+    tenant: str,
+) -> list[tuple[tuple[bytes | None, bytes, list[tuple[str, bytes]]], tuple[str, str]]]:
+    """Copies (new event and message ids, same time) of messages of two conversations archived for Rates in
+    its first window: written after the traffic, they come after that window closed."""
+    first = expected_windows(rates, rates.since_ms or 0)[0]
+    by_conversation: dict[str, list[Any]] = collections.defaultdict(list)
+    for key, value, headers in events:
+        by_conversation[(key or b"").decode()].append(
+            decode_envelope(dict(headers)[CANONICAL_TOPIC_HEADER].decode(), value)
+        )
+    out: list[tuple[tuple[bytes | None, bytes, list[tuple[str, bytes]]], tuple[str, str]]] = []
+    for key, value, headers in events:
+        topic = dict(headers)[CANONICAL_TOPIC_HEADER].decode()
+        if topic != topic_names.MESSAGES or len(out) == 2:
+            continue
+        envelope = decode_envelope(topic, value)
+        if envelope.WhichOneof("event") != "message_sent":
+            continue
+        sent = envelope.message_sent
+        tenant_of, conversation = split_key(key.decode())  # type: ignore[union-attr]
+        if tenant_of != tenant or not first.contains(sent.event_time.ToMilliseconds()):
+            continue
+        if any(conversation == c for _, (c, _m) in out):
+            continue
+        state = made.states[(tenant_of, conversation)]
+        if conversation_window(state, made.directory, "Rates", first, by_conversation[key.decode()]) is None:  # type: ignore[union-attr]
+            continue
+        sent.event_id += "-late"
+        sent.message_id += "-late"
+        framed = unframe(value)
+        copy = frame(framed.schema_id, framed.message_indexes, envelope.SerializeToString())
+        out.append(((key, copy, headers), (conversation, sent.message_id)))
+    assert len(out) == 2, "the traffic has no two Rates conversations in the first window"
+    return out
 
 
 def make_bucket(stack: RunningStack, tenants: list[str]) -> None:
@@ -252,6 +298,13 @@ def clean_run(
     yield archive_run(stack, tmp_path_factory.mktemp("archive-clean"), traffic, "clean")
 
 
+def all_manifests(run: Run) -> list[Manifest]:
+    """Every manifest the run delivered."""
+    return [
+        Manifest.from_json(v) for k, v in run.objects.items() if "/manifests/" in k and ".parts/" not in k
+    ]
+
+
 def windows_of_run(run: Run, data: Traffic) -> dict[tuple[str, Window], Manifest]:
     """Every expected manifest of the run, read from the run's objects (KeyError when one is missing)."""
     out = {}
@@ -354,6 +407,18 @@ def test_the_bucket_holds_every_window_rendered_like_the_reference_and_the_chain
     for key, data in expected.items():
         assert clean_run.objects[key] == data, key
         assert sha256_hex(data) == listed[key].sha256 and len(data) == listed[key].size
+    first_rates = expected_windows(clean_run.policies[0], traffic.last_event_ms)[0]
+    supplements = {f.key: f for m in all_manifests(clean_run) for f in m.supplements}
+    for conversation, message_id in traffic.late:  # late messages: a supplement with a later window
+        (found,) = [
+            f
+            for f in supplements.values()
+            if f.conversation_id == conversation and f.format == "jsonl" and "/bu=Rates/" in f.key
+        ]
+        assert found.original_window == first_rates.label
+        data = clean_run.objects[found.key]
+        assert sha256_hex(data) == found.sha256 and message_id.encode() in data
+        assert message_id.encode() not in clean_run.objects[found.original_key]  # delivered objects stay
     formats = collections.Counter(f.format for f in listed.values())
     assert set(formats) == {"actiance_xml", "eml", "jsonl"}, formats
     s3 = boto3.client("s3", endpoint_url=stack.aws_endpoint)
@@ -411,9 +476,12 @@ def test_kill_9_mid_close_then_restart_delivers_the_same_bytes_and_overwrites_no
     files = {k: v for k, v in crashed.objects.items() if "/manifests/" not in k}
     clean_files = {k: v for k, v in clean_run.objects.items() if "/manifests/" not in k}
     listed = {f.key for m in manifests.values() for f in m.files}
+    listed |= {f.key for m in all_manifests(crashed) for f in m.supplements}
     assert set(listed) <= set(files)
     assert {k: files[k] for k in listed} == {k: clean_files[k] for k in listed}  # byte-identical
-    assert set(listed) == {f.key for m in windows_of_run(clean_run, traffic).values() for f in m.files}
+    assert set(listed) == {f.key for m in windows_of_run(clean_run, traffic).values() for f in m.files} | {
+        f.key for m in all_manifests(clean_run) for f in m.supplements
+    }
     for policy in crashed.policies:
         pid = policy_id(policy.tenant, policy.business_unit)
         chain = [manifests[(pid, w)] for w in expected_windows(policy, traffic.last_event_ms)]

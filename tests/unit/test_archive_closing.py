@@ -199,3 +199,34 @@ def test_verify_finds_missing_altered_incomplete_and_unlocked_objects() -> None:
         [first], {FIRST.label: first_parts}, {}, partitions=2, now=None, missing_manifests=["w"]
     )
     assert not report.ok and report.missing == ["the manifest of window w (closed, not delivered)"]
+
+
+def test_late_events_are_delivered_with_the_next_close_and_survive_the_progress_json() -> None:
+    made, progress = book(policy()), Progress()
+    observe(progress, made, 0, tenant="acme", time_ms=T0 + MIN, conversation_key="acme/c1")
+    assert len(observe(progress, made, 1, tenant="acme", time_ms=T0 + 6 * MIN).closes) == 1
+    step = observe(progress, made, 2, tenant="acme", time_ms=T0 + 2 * MIN, conversation_key="acme/c1")
+    assert step.late == ("acme/Rates",)
+    progress = Progress.from_json(progress.to_json())
+    (close,) = observe(progress, made, 3, tenant=None, time_ms=T0 + 11 * MIN).closes
+    assert close.window == Window(T0 + 5 * MIN, T0 + 10 * MIN)
+    assert [(e.window, e.conversation_key, e.offset) for e in close.late] == [(FIRST, "acme/c1", 2)]
+    assert observe(progress, made, 4, tenant=None, time_ms=T0 + 16 * MIN).closes[0].late == ()
+
+
+def test_a_supplement_has_its_own_key_under_the_window_it_is_delivered_with() -> None:
+    from app.archive.manifest import Manifest, SupplementFile, supplement_key  # noqa: PLC0415
+
+    second = Window(T0 + 5 * MIN, T0 + 10 * MIN)
+    key = supplement_key("acme", "Rates", ArchiveFormat.EML, second, FIRST, "c/1")
+    assert key == (
+        "tenant=acme/bu=Rates/eml/20260101T000500Z_20260101T001000Z/supplements/"
+        "20260101T000000Z_20260101T000500Z/c%2F1.eml"
+    )
+    extra = SupplementFile(key, "eml", "c/1", "ab" * 32, 3, FIRST.label, "")
+    plain = manifest_from_parts([_part(0), _part(1)], None)
+    assert b"supplements" not in plain.to_json()  # manifests without supplements keep their layout
+    with_extra = manifest_from_parts(
+        [ManifestPart(**{**_part(0).__dict__, "supplements": (extra,)}), _part(1)], None
+    )
+    assert Manifest.from_json(with_extra.to_json()).supplements == (extra,)
