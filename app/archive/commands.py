@@ -15,7 +15,9 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
@@ -26,9 +28,14 @@ from app.archive.manifest import Manifest, ManifestFile, SupplementFile, manifes
 from app.archive.parts import ManifestPart, parts_prefix
 from app.archive.policy import ArchivePolicy, PolicyError, policy_id, windows_between
 from app.archive.sinks import S3Sink, open_sinks
-from app.archive.verify import ObjectFacts, VerifyReport, verify_objects
+from app.archive.verify import ObjectFacts, VerifyReport, archived_counts, compare_counts, verify_objects
+from app.archive.window import conversation_window
 from app.catalog.model import default_catalog
 from app.settings import Settings
+from app.state.conversation import ConversationState
+from app.state.directory import DictDirectory
+from app.state.facts import split_key
+from app.state.routing import CANONICAL_TOPIC_HEADER, StateInputError, decode_envelope, decode_fact
 
 
 def _topic(settings: Settings) -> str:
@@ -188,9 +195,84 @@ async def _verify(args: argparse.Namespace, settings: Settings) -> VerifyReport 
                 objects[listed.key] = ObjectFacts(data, mode, retain)
     partitions = default_catalog().topics[topic_names.CONVERSATION_EVENTS].partitions
     now = datetime.now(UTC) if policy.parsed_destination.scheme == "s3" else None
-    return verify_objects(
+    report = verify_objects(
         manifests, parts, objects, partitions=partitions, now=now, missing_manifests=missing_manifests
     )
+    if args.recompute:
+        await _recompute(settings, policy, manifests, report)
+    return report
+
+
+async def _recompute(
+    settings: Settings, policy: ArchivePolicy, manifests: list[Manifest], report: VerifyReport
+) -> None:
+    """Count every archived event type per conversation again from the log, without the archive's state."""
+    states: dict[str, ConversationState] = {}
+    events: dict[str, list[Any]] = {}
+    directory = DictDirectory()
+
+    def on_event(key: bytes | None, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        topic = next((v.decode() for k, v in headers if k == CANONICAL_TOPIC_HEADER), "")
+        if not topic or not key:
+            return  # a tick, or not a repartitioned event
+        try:
+            fact = decode_fact(topic, value)
+        except StateInputError:
+            return
+        if fact is None or fact.scope == "user" or fact.tenant != policy.tenant:
+            return
+        name = key.decode()
+        state = states.get(name)
+        if state is None:
+            state = states[name] = ConversationState(*split_key(name), window=settings.state_dedupe_window)
+        state.apply(fact)
+        events.setdefault(name, []).append(decode_envelope(topic, value))
+
+    def on_user(_key: bytes | None, value: bytes, _headers: list[tuple[str, bytes]]) -> None:
+        try:
+            fact = decode_fact(topic_names.USERS, value)
+        except StateInputError:
+            return
+        if fact is not None and fact.tenant == policy.tenant:
+            directory.apply(fact)
+
+    await _read_log(settings, settings.topic_prefix + topic_names.USERS, on_user)
+    await _read_log(settings, settings.topic_prefix + topic_names.CONVERSATION_EVENTS, on_event)
+    supplements = [s for m in manifests for s in m.supplements]
+    for manifest in manifests:
+        expected: dict[str, dict[str, int]] = {}
+        for name, state in states.items():
+            cw = conversation_window(state, directory, policy.business_unit, manifest.window, events[name])
+            if cw is not None:
+                expected[cw.conversation_id] = cw.event_counts()
+        compare_counts(report, manifest.window.label, expected, archived_counts(manifest, supplements))
+
+
+async def _read_log(
+    settings: Settings, topic: str, handle: Callable[[bytes | None, bytes, list[tuple[str, bytes]]], None]
+) -> None:
+    """Hand every record of ``topic`` (every partition, from the beginning to its end now) to ``handle``."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        if not tps:
+            return
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await local_broker.corrected_end_offsets(consumer, tps)
+        remaining = {tp: end for tp, end in ends.items() if end > 0}
+        while remaining:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+            for tp, messages in batches.items():
+                for message in messages:
+                    if tp in remaining and message.offset < remaining[tp]:
+                        handle(message.key, message.value or b"", [(k, bytes(v)) for k, v in message.headers])
+                if messages and tp in remaining and messages[-1].offset + 1 >= remaining[tp]:
+                    del remaining[tp]
+    finally:
+        await consumer.stop()
 
 
 def add_archive_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -222,6 +304,12 @@ def add_archive_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser
     verify.add_argument("--tenant", required=True)
     verify.add_argument("--bu", required=True, help="business unit")
     verify.add_argument("--until", help="last instant to check (ISO 8601 or epoch ms; default now)")
+    verify.add_argument(
+        "--recompute",
+        action="store_true",
+        help="also count every event type per conversation and window again from the conversation-events "
+        "and identity topics (not from the archive's state) and report missing and duplicated events",
+    )
     verify.set_defaults(handler=cmd_verify)
 
 

@@ -131,6 +131,14 @@ class SupplementFile:
     size: int
     original_window: str
     original_key: str
+    counts: tuple[tuple[str, int], ...] = ()
+    """(event type, n) of the late events it holds, types sorted."""
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> SupplementFile:
+        """The supplement of its JSON object."""
+        fields = {k: v for k, v in raw.items() if k != "counts"}
+        return cls(**fields, counts=tuple((str(t), int(n)) for t, n in raw.get("counts", ())))
 
 
 def supplement_key(
@@ -225,7 +233,7 @@ class Manifest:
                 counts,
                 offsets,
                 str(raw["previous_sha256"]),
-                tuple(SupplementFile(**f) for f in raw.get("supplements", ())),
+                tuple(SupplementFile.from_dict(f) for f in raw.get("supplements", ())),
             )
         except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not an archive manifest: {exc!r}") from exc

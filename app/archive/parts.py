@@ -96,7 +96,7 @@ class ManifestPart:
                 int(raw["first_offset"]),
                 tuple(ManifestFile(**f) for f in raw["files"]),
                 {str(c): {str(t): int(n) for t, n in per.items()} for c, per in raw["counts"].items()},
-                tuple(SupplementFile(**f) for f in raw.get("supplements", ())),
+                tuple(SupplementFile.from_dict(f) for f in raw.get("supplements", ())),
             )
         except (KeyError, TypeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not a manifest part: {exc!r}") from exc

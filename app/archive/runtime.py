@@ -321,11 +321,12 @@ class ArchiveService(Service):
                             key, fmt.value, cw.conversation_id, sha256_hex(rendered.data), len(rendered.data)
                         )
                     )
-        log.debug(
-            "archive: partition %d closes %s %s: %d conversations active, %d archived",
+        log.info(
+            "archive: partition %d closed %s %s at offset %d: %d conversations active, %d archived",
             partition,
             close.policy.id,
             window.label,
+            close.through_offset,
             len(members),
             len(counts),
         )
@@ -400,6 +401,7 @@ class ArchiveService(Service):
                         len(data),
                         original.label,
                         original_key if exists else "",
+                        tuple(cw.event_counts().items()),
                     )
                 )
         self.stats.supplements_written += len(delivered)

@@ -42,13 +42,24 @@ class VerifyReport:
     altered: list[str] = field(default_factory=list)
     incomplete: list[str] = field(default_factory=list)
     unlocked: list[str] = field(default_factory=list)
+    events_missing: list[str] = field(default_factory=list)
+    events_duplicated: list[str] = field(default_factory=list)
     files: int = 0
     windows: int = 0
+    recomputed: bool = False
 
     @property
     def ok(self) -> bool:
         """True when every check passed."""
-        return not (self.chain or self.missing or self.altered or self.incomplete or self.unlocked)
+        return not (
+            self.chain
+            or self.missing
+            or self.altered
+            or self.incomplete
+            or self.unlocked
+            or self.events_missing
+            or self.events_duplicated
+        )
 
     def lines(self) -> list[str]:
         """A readable report."""
@@ -56,8 +67,23 @@ class VerifyReport:
             f"windows {self.windows}, files {self.files}: missing {len(self.missing)}, altered "
             f"{len(self.altered)}, chain breaks {len(self.chain)}, incomplete {len(self.incomplete)}, "
             f"not locked {len(self.unlocked)}"
+            + (
+                f"; recomputed from the log: events missing {len(self.events_missing)}, duplicated "
+                f"{len(self.events_duplicated)}"
+                if self.recomputed
+                else ""
+            )
         ]
-        for kind in ("chain", "missing", "altered", "incomplete", "unlocked"):
+        kinds = (
+            "chain",
+            "missing",
+            "altered",
+            "incomplete",
+            "unlocked",
+            "events_missing",
+            "events_duplicated",
+        )
+        for kind in kinds:
             out += [f"  {kind}: {item}" for item in getattr(self, kind)]
         return out
 
@@ -117,3 +143,40 @@ def verify_objects(
             ):
                 report.unlocked.append(f"{listed.key} ({facts.lock_mode}, until {facts.retain_until})")
     return report
+
+
+def archived_counts(manifest: Manifest, supplements: Sequence[SupplementFile]) -> dict[str, dict[str, int]]:
+    """{conversation: {event type: n}} archived for ``manifest``'s window: its own counts plus the counts of
+    the supplements (delivered with later windows) whose original window it is, each delivery counted once
+    (a supplement exists once per format)."""
+    totals = {c: dict(per) for c, per in manifest.counts.items()}
+    seen: set[tuple[str, str]] = set()
+    for supplement in supplements:
+        if supplement.original_window != manifest.window.label:
+            continue
+        delivered_with = supplement.key.split("/")[3]
+        if (supplement.conversation_id, delivered_with) in seen:
+            continue
+        seen.add((supplement.conversation_id, delivered_with))
+        per = totals.setdefault(supplement.conversation_id, {})
+        for event_type, n in supplement.counts:
+            per[event_type] = per.get(event_type, 0) + n
+    return totals
+
+
+def compare_counts(
+    report: VerifyReport,
+    label: str,
+    expected: Mapping[str, Mapping[str, int]],
+    archived: Mapping[str, Mapping[str, int]],
+) -> None:
+    """Add to ``report`` every event type of every conversation archived fewer or more times than expected."""
+    report.recomputed = True
+    for conversation in sorted(set(expected) | set(archived)):
+        want, have = expected.get(conversation, {}), archived.get(conversation, {})
+        for event_type in sorted(set(want) | set(have)):
+            n, m = want.get(event_type, 0), have.get(event_type, 0)
+            if m < n:
+                report.events_missing.append(f"{label} {conversation}: {n - m} {event_type}")
+            elif m > n:
+                report.events_duplicated.append(f"{label} {conversation}: {m - n} {event_type}")

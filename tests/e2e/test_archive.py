@@ -370,7 +370,8 @@ def verify(run: Run, policy: ArchivePolicy, data: Traffic) -> Any:
     last = expected_windows(policy, data.last_event_ms)[-1]
     until = str(last.end_ms + policy.grace_ms)
     return carryover(
-        ["archive", "verify", "--tenant", policy.tenant, "--bu", policy.business_unit, "--until", until],
+        ["archive", "verify", "--tenant", policy.tenant, "--bu", policy.business_unit, "--until", until]
+        + ["--recompute"],
         run.env,
     )
 
@@ -478,7 +479,18 @@ def test_kill_9_mid_close_then_restart_delivers_the_same_bytes_and_overwrites_no
     listed = {f.key for m in manifests.values() for f in m.files}
     listed |= {f.key for m in all_manifests(crashed) for f in m.supplements}
     assert set(listed) <= set(files)
-    assert {k: files[k] for k in listed} == {k: clean_files[k] for k in listed}  # byte-identical
+    differing = sorted(k for k in listed if files[k] != clean_files.get(k))
+    if differing:  # show what differs
+        import difflib  # noqa: PLC0415
+
+        first = differing[0]
+        diff = difflib.unified_diff(
+            clean_files.get(first, b"").decode(errors="replace").splitlines(),
+            files[first].decode(errors="replace").splitlines(),
+            lineterm="",
+        )
+        print(f"\n{len(differing)} differ; {first}:\n" + "\n".join(diff))
+    assert differing == []  # byte-identical
     assert set(listed) == {f.key for m in windows_of_run(clean_run, traffic).values() for f in m.files} | {
         f.key for m in all_manifests(clean_run) for f in m.supplements
     }
@@ -495,6 +507,7 @@ def test_kill_9_mid_close_then_restart_delivers_the_same_bytes_and_overwrites_no
         verified = verify(crashed, policy, traffic)
         assert verified.returncode == 0, verified.stdout + verified.stderr
         assert "missing 0, altered 0, chain breaks 0, incomplete 0, not locked 0" in verified.stdout
+        assert "recomputed from the log: events missing 0, duplicated 0" in verified.stdout
         print(f"archive verify {policy.business_unit}: {verified.stdout.strip()}")
     log = (tmp_path / "worker-crashed.log").read_text(errors="replace")
     assert "exists with other bytes" not in log  # the re-run rendered the same bytes: no conflict

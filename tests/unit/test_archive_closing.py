@@ -223,10 +223,39 @@ def test_a_supplement_has_its_own_key_under_the_window_it_is_delivered_with() ->
         "tenant=acme/bu=Rates/eml/20260101T000500Z_20260101T001000Z/supplements/"
         "20260101T000000Z_20260101T000500Z/c%2F1.eml"
     )
-    extra = SupplementFile(key, "eml", "c/1", "ab" * 32, 3, FIRST.label, "")
+    extra = SupplementFile(key, "eml", "c/1", "ab" * 32, 3, FIRST.label, "", (("message_sent", 2),))
     plain = manifest_from_parts([_part(0), _part(1)], None)
     assert b"supplements" not in plain.to_json()  # manifests without supplements keep their layout
     with_extra = manifest_from_parts(
         [ManifestPart(**{**_part(0).__dict__, "supplements": (extra,)}), _part(1)], None
     )
     assert Manifest.from_json(with_extra.to_json()).supplements == (extra,)
+
+
+def test_recomputed_counts_find_missing_and_duplicated_events_supplements_included() -> None:
+    from app.archive.manifest import SupplementFile, supplement_key  # noqa: PLC0415
+    from app.archive.verify import VerifyReport, archived_counts, compare_counts  # noqa: PLC0415
+
+    manifest = manifest_from_parts([_part(0, counts={"c1": {"message_sent": 2}}), _part(1)], None)
+    second = Window(T0 + 5 * MIN, T0 + 10 * MIN)
+    late = [
+        SupplementFile(
+            supplement_key("acme", "Rates", fmt, second, FIRST, "c1"),
+            fmt.value,
+            "c1",
+            "ab" * 32,
+            1,
+            FIRST.label,
+            "",
+            (("message_sent", 1),),
+        )
+        for fmt in (ArchiveFormat.EML, ArchiveFormat.JSONL)  # one delivery in two formats: counted once
+    ]
+    archived = archived_counts(manifest, late)
+    assert archived == {"c1": {"message_sent": 3}}
+    report = VerifyReport()
+    compare_counts(report, FIRST.label, {"c1": {"message_sent": 3}, "c2": {"member_joined": 1}}, archived)
+    assert report.events_missing == [f"{FIRST.label} c2: 1 member_joined"] and report.events_duplicated == []
+    compare_counts(report, FIRST.label, {"c1": {"message_sent": 2}}, archived)
+    assert report.events_duplicated == [f"{FIRST.label} c1: 1 message_sent"]
+    assert not report.ok and "recomputed from the log: events missing 1, duplicated 1" in report.lines()[0]
