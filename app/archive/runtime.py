@@ -76,6 +76,7 @@ class ArchiveStats:
     sink_retries: int = 0
     manifest_errors: int = 0
     supplements_written: int = 0
+    progress_gaps: int = 0
     policies: int = 0
     policies_unreadable: int = 0
 
@@ -248,6 +249,16 @@ class ArchiveService(Service):
         pkey = f"p/{partition}".encode()
         raw = self.progress_table.get(pkey)
         progress = Progress.from_json(raw) if raw is not None else Progress()
+        if raw is not None and offset > progress.last_offset + 1:
+            # records the archive never observed: its progress was restored older than the stream's committed
+            # offset (a changelog recovery that lost updates); windows may then close late, with a newer state
+            self.stats.progress_gaps += 1
+            log.warning(
+                "archive: partition %d resumed after a gap: progress at offset %d, stream at %d",
+                partition,
+                progress.last_offset,
+                offset,
+            )
         if progress.pending_deletes:
             for key in progress.pending_deletes:
                 self.progress_table.pop(key.encode(), None)
