@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from agents import ingest, normalize, state, webhooks
+from agents import archive, ingest, normalize, state, webhooks
 
 if TYPE_CHECKING:
     from app.faust_app import CarryoverApp
@@ -19,4 +19,5 @@ ROLES: dict[str, Callable[[CarryoverApp], None]] = {
     "normalize": normalize.register,
     "state": state.register,
     "webhooks": webhooks.register,
+    "archive": archive.register,
 }

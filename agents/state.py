@@ -94,6 +94,7 @@ def register(app: CarryoverApp) -> None:
         admin_token=settings.admin_token,
     )
     views.register(app, stage)
+    app.state_stage = stage  # type: ignore[attr-defined]  # the archive role hooks into it
     stats = stage.stats
     app.counters["state"] = lambda: asdict(stats)
     for table in (holds, conversations):
@@ -166,6 +167,9 @@ def register(app: CarryoverApp) -> None:
             message = event.message
             key = message.key or b""
             headers = [(k, bytes(v)) for k, v in (message.headers or [])]
+            if stage.control_headers and any(k in stage.control_headers for k, _ in headers):
+                await after_record(message, headers)
+                continue
             try:
                 applied = apply_record(
                     conversations.get(key),
@@ -177,6 +181,7 @@ def register(app: CarryoverApp) -> None:
                 )
             except Exception as exc:  # noqa: BLE001 - the guard: this record becomes its dead letter
                 await refuse(message, headers, exc, "state agent")
+                await after_record(message, headers)
                 continue
             if applied.state is not None:
                 conversations[key] = applied.state
@@ -185,6 +190,12 @@ def register(app: CarryoverApp) -> None:
                 stats.duplicates += 1
             else:
                 stats.not_state += 1
+            await after_record(message, headers)
+
+    async def after_record(message: Message, headers: list[tuple[str, bytes]]) -> None:
+        """The stage's hooks (the archive), in offset order, after the state handled the record."""
+        for hook in stage.after_record:
+            await hook(message.partition, message.offset, headers, message.value or b"")
 
     @app.every(30.0)
     async def log_state_progress() -> None:

@@ -98,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _optional_command_sets() -> list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]]:
     """Command groups that live beside the code they drive (catalog, simulator, dead letters)."""
+    from app.archive.commands import add_archive_commands  # noqa: PLC0415
     from app.catalog.commands import add_catalog_commands  # noqa: PLC0415
     from app.dev.simulate.commands import add_simulate_commands  # noqa: PLC0415
     from app.normalize.replay import add_replay_commands  # noqa: PLC0415
@@ -110,6 +111,7 @@ def _optional_command_sets() -> list[Callable[[argparse._SubParsersAction[argpar
         add_simulate_commands,
         add_replay_commands,
         add_state_commands,
+        add_archive_commands,
         add_lag_commands,
         add_hooks_commands,
     ]

@@ -176,6 +176,7 @@ class StreamTopics:
         self.conversation_events = declare(topic_names.CONVERSATION_EVENTS)
         self.webhook_deliveries = declare(topic_names.WEBHOOK_DELIVERIES)
         self.webhook_config = declare(topic_names.WEBHOOK_CONFIG)
+        self.archive_policies = declare(topic_names.ARCHIVE_POLICIES)
         sources = [catalog.topics[name] for name in topic_names.CONVERSATION_SOURCES]
         self.conversation_sources = app.topic(
             *(settings.topic_prefix + spec.name for spec in sources),
@@ -195,8 +196,9 @@ def create_app(settings: Settings) -> CarryoverApp:
 
     app = CarryoverApp(settings)
     ops.register(app)
-    for role in settings.roles:
-        ROLES[role](app)
+    for role in ROLES:  # in ROLES' order: archive registers after the state stage it hooks into
+        if role in settings.roles:
+            ROLES[role](app)
     return app
 
 

@@ -15,9 +15,10 @@ from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
-ROLES: tuple[str, ...] = ("ingest", "normalize", "state", "webhooks")
-"""Roles a worker can run (agents.ROLES registers each); archive comes with its issue. ``webhooks`` needs
-``state`` in the same worker (its fan-in reads the conversation state table locally)."""
+ROLES: tuple[str, ...] = ("ingest", "normalize", "state", "webhooks", "archive")
+"""Roles a worker can run (agents.ROLES registers each, in this order). ``webhooks`` and ``archive`` need
+``state`` in the same worker (the fan-in reads the conversation state table locally; the archive closes
+windows inside the state stage)."""
 RECORD_FRAMING_BYTES = 1024
 """Kafka's own framing of one record inside a request (batch header, varints): a safe upper bound."""
 RECORD_HEADROOM_BYTES = 8192 + RECORD_FRAMING_BYTES
@@ -135,8 +136,8 @@ class Settings:
     roles: tuple[str, ...] = setting(
         "CARRYOVER_ROLES",
         ROLES,
-        "Comma separated roles this worker runs: ingest, normalize, state, webhooks (webhooks needs state "
-        "in the same worker).",
+        "Comma separated roles this worker runs: ingest, normalize, state, webhooks, archive (webhooks and "
+        "archive need state in the same worker).",
         _roles,
     )
     data_dir: Path = setting(
@@ -199,6 +200,21 @@ class Settings:
         "202 without writing it again (at least 600: twice the Standard Webhooks tolerance). The fan-in "
         "also skips delivery ids it processed, whichever worker received them.",
         float,
+    )
+    # --- Archive -------------------------------------------------------------------------------
+    archive_idle_seconds: float = setting(
+        "CARRYOVER_ARCHIVE_IDLE_SECONDS",
+        60.0,
+        "A conversation-events partition that received nothing for this long (wall clock) gets a tick "
+        "carrying the wall-clock time, so its archive windows close on wall-clock time while it is idle.",
+        float,
+    )
+    archive_sse_kms_key: str = setting(
+        "CARRYOVER_ARCHIVE_SSE_KMS_KEY",
+        "alias/carryover-archive-{tenant}",
+        "KMS key of S3 archive objects (SSE-KMS), {tenant} replaced by the tenant id; empty: the bucket's "
+        "default encryption.",
+        str,
     )
     web_host: str = setting("CARRYOVER_WEB_HOST", "127.0.0.1", "Host the worker's web server binds.", str)
     web_bind: str = setting(
@@ -357,6 +373,15 @@ class Settings:
     def __post_init__(self) -> None:
         if self.standby_replicas < 0:
             raise SettingsError(f"CARRYOVER_STANDBY_REPLICAS={self.standby_replicas}: use 0 or more")
+        if "archive" in self.roles and "state" not in self.roles:
+            raise SettingsError(
+                "CARRYOVER_ROLES has archive without state: the archive runs inside the state stage; "
+                "add state"
+            )
+        if self.archive_idle_seconds <= 0:
+            raise SettingsError(
+                f"CARRYOVER_ARCHIVE_IDLE_SECONDS={self.archive_idle_seconds}: use more than 0"
+            )
         if self.state_dedupe_window < 1:
             raise SettingsError(f"CARRYOVER_STATE_DEDUPE_WINDOW={self.state_dedupe_window}: use 1 or more")
         if "webhooks" in self.roles and "state" not in self.roles:

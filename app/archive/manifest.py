@@ -119,6 +119,47 @@ class OffsetRange:
             raise ValueError(f"not an offset range: {self}")
 
 
+@dataclass(frozen=True, order=True)
+class SupplementFile:
+    """A supplement delivered with a later window: late events of ``original_window`` (its label) for one
+    conversation, and the key of the file it supplements (``""`` when that window had no file of it)."""
+
+    key: str
+    format: str
+    conversation_id: str
+    sha256: str
+    size: int
+    original_window: str
+    original_key: str
+    counts: tuple[tuple[str, int], ...] = ()
+    """(event type, n) of the late events it holds, types sorted."""
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> SupplementFile:
+        """The supplement of its JSON object."""
+        fields = {k: v for k, v in raw.items() if k != "counts"}
+        return cls(**fields, counts=tuple((str(t), int(n)) for t, n in raw.get("counts", ())))
+
+
+def supplement_key(
+    tenant: str,
+    business_unit: str,
+    fmt: ArchiveFormat,
+    window: Window,
+    original: Window,
+    conversation_id: str,
+) -> str:
+    """The key of a supplement delivered with ``window`` for late events of ``original``::
+
+    tenant=<t>/bu=<bu>/<format>/<window label>/supplements/<original label>/<conversation id>.<extension>
+    """
+    fmt = ArchiveFormat(fmt)
+    return (
+        f"{_scope(tenant, business_unit)}/{fmt.value}/{window.label}/supplements/{original.label}/"
+        f"{key_segment(conversation_id)}.{EXTENSIONS[fmt]}"
+    )
+
+
 @dataclass(frozen=True)
 class Manifest:
     """The manifest of one (tenant, business unit, window); see the module docstring."""
@@ -130,6 +171,8 @@ class Manifest:
     counts: Mapping[str, Mapping[str, int]]
     offsets: tuple[OffsetRange, ...]
     previous_sha256: str = ""
+    supplements: tuple[SupplementFile, ...] = ()
+    """Late events of earlier windows delivered with this one (listed in the JSON only when there are any)."""
 
     @property
     def key(self) -> str:
@@ -159,6 +202,7 @@ class Manifest:
             "counts": {c: dict(sorted(t.items())) for c, t in sorted(self.counts.items())},
             "offsets": [asdict(o) for o in sorted(self.offsets)],
             "previous_sha256": self.previous_sha256,
+            **({"supplements": [asdict(f) for f in sorted(self.supplements)]} if self.supplements else {}),
         }
 
     def to_json(self) -> bytes:
@@ -189,6 +233,7 @@ class Manifest:
                 counts,
                 offsets,
                 str(raw["previous_sha256"]),
+                tuple(SupplementFile.from_dict(f) for f in raw.get("supplements", ())),
             )
         except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not an archive manifest: {exc!r}") from exc

@@ -27,7 +27,12 @@ JSON layout (compact, keys sorted)::
      "schedule": {"cron": "0 0 * * *", "time_zone": "Europe/London"}   # or {"every_seconds": 3600}
      "formats": ["actiance_xml", "eml", "jsonl"],
      "destination": "s3://bucket/prefix",                              # or "file:///var/archive"
-     "retention_days": 2555, "grace_seconds": 900, "redact_suppressed": false}
+     "retention_days": 2555, "grace_seconds": 900, "redact_suppressed": false,
+     "since_ms": 1767225600000}                                        # optional
+
+``since_ms`` (optional): the policy archives windows from the one containing this instant (UTC epoch ms); the
+first manifest of its chain is that window's. Without it, the streaming archive starts at the time the policy
+was written to ``carryover.config.archive`` (the record's timestamp, the same for every worker).
 
 ``redact_suppressed`` (default false): suppressed messages are always archived with a suppression marker;
 their text is left out only when this is true (redaction happens by explicit policy only).
@@ -192,6 +197,7 @@ class ArchivePolicy:
     retention_days: int
     grace_seconds: int
     redact_suppressed: bool = False
+    since_ms: int | None = None
 
     def __post_init__(self) -> None:
         problems = _policy_problems(self)
@@ -225,6 +231,7 @@ class ArchivePolicy:
             "retention_days": self.retention_days,
             "grace_seconds": self.grace_seconds,
             "redact_suppressed": self.redact_suppressed,
+            **({} if self.since_ms is None else {"since_ms": self.since_ms}),
         }
 
     def to_json(self) -> bytes:
@@ -247,6 +254,7 @@ class ArchivePolicy:
             "retention_days",
             "grace_seconds",
             "redact_suppressed",
+            "since_ms",
         }
         unknown = sorted(set(raw) - known)
         if unknown:
@@ -265,6 +273,9 @@ class ArchivePolicy:
         formats_checked: tuple[ArchiveFormat, ...] | None = formats if len(problems) == reported else None
         retention = _read_int(raw, "retention_days", None, problems)
         grace = _read_int(raw, "grace_seconds", 0, problems)
+        since = raw.get("since_ms")
+        if since is not None and (not isinstance(since, int) or isinstance(since, bool) or since < 0):
+            problems.append(f"since_ms must be a whole number of UTC epoch milliseconds, got {since!r}")
         redact = raw.get("redact_suppressed", False)
         if not isinstance(redact, bool):
             problems.append(f"redact_suppressed must be true or false, got {redact!r}")
@@ -279,7 +290,7 @@ class ArchivePolicy:
                 tenant, unit, destination, retention, grace, formats_checked, schedule
             )
             raise PolicyError(sorted(set(problems), key=problems.index))
-        return cls(tenant, unit, schedule, formats, str(destination), retention, grace, redact)
+        return cls(tenant, unit, schedule, formats, str(destination), retention, grace, redact, since)
 
     @classmethod
     def from_json(cls, data: bytes | str) -> ArchivePolicy:
@@ -335,15 +346,23 @@ def _read_formats(raw: Any, problems: list[str]) -> tuple[ArchiveFormat, ...]:
 
 
 def _policy_problems(policy: ArchivePolicy) -> list[str]:
-    return _field_problems(
-        policy.tenant,
-        policy.business_unit,
-        policy.destination,
-        policy.retention_days,
-        policy.grace_seconds,
-        policy.formats,
-        policy.schedule,
-    ) + ([] if isinstance(policy.redact_suppressed, bool) else ["redact_suppressed must be true or false"])
+    return (
+        _field_problems(
+            policy.tenant,
+            policy.business_unit,
+            policy.destination,
+            policy.retention_days,
+            policy.grace_seconds,
+            policy.formats,
+            policy.schedule,
+        )
+        + ([] if isinstance(policy.redact_suppressed, bool) else ["redact_suppressed must be true or false"])
+        + (
+            []
+            if policy.since_ms is None or (isinstance(policy.since_ms, int) and policy.since_ms >= 0)
+            else ["since_ms must be a whole number of UTC epoch milliseconds"]
+        )
+    )
 
 
 def _field_problems(
@@ -428,6 +447,16 @@ def _schedule_problems(schedule: Schedule) -> list[str]:
             "with shorter windows"
         )
     return problems
+
+
+def policy_id(tenant: str, business_unit: str) -> str:
+    """The key of a policy in ``carryover.config.archive``: ``"<tenant>/<business unit>"``, each escaped
+    (``%`` as ``%25``, ``/`` as ``%2F``) so that the key names exactly one (tenant, business unit)."""
+
+    def escape(value: str) -> str:
+        return value.replace("%", "%25").replace("/", "%2F")
+
+    return f"{escape(tenant)}/{escape(business_unit)}"
 
 
 # -- windows ------------------------------------------------------------------------------------------

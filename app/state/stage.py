@@ -6,6 +6,7 @@ Faust-aware glue only; the decisions are in the pure modules (:mod:`app.state.ro
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,9 @@ class TableHoldBook:
         self.table[key.encode()] = target.to_json()
 
 
+RecordHook = Callable[[int, int, Headers, bytes], Awaitable[None]]
+
+
 @dataclass
 class StateStage:
     """The state stage of one worker: tables, directory replica, settings it needs, counters."""
@@ -69,6 +73,11 @@ class StateStage:
     max_state_bytes: int
     admin_token: str = field(repr=False)
     stats: StateStats = field(default_factory=StateStats)
+    after_record: list[RecordHook] = field(default_factory=list)
+    """Called for every record of the conversation-events topic after the state handled it, in offset order
+    (the archive's step): ``hook(partition, offset, headers, value)``."""
+    control_headers: set[str] = field(default_factory=set)
+    """Headers of records that are not events (the archive's ticks): the state leaves them to the hooks."""
 
 
 def count_changelog_reads(app: Any, table: Any, stats: StateStats) -> None:

@@ -57,14 +57,18 @@ class CanonicalTraffic:
 
 
 def canonical_traffic(
-    tmp_path: Path, tenants: list[str], count: int, seed: int, window: int
+    tmp_path: Path, tenants: list[str], count: int, seed: int, window: int, start_ms: int | None = None
 ) -> tuple[Path, CanonicalTraffic]:
-    """(key file, traffic): ``count`` legacy publications normalized, and their reference state."""
+    """(key file, traffic): ``count`` legacy publications normalized, and their reference state.
+
+    ``start_ms``: event time of the first publication (default: the simulator's).
+    """
     key_file = generate_key_file(tmp_path / "keys.json", tenants)
     keys = Keyring.static(asyncio.run(LocalKeyFileProvider(key_file).load()))
-    publications = TrafficGenerator(TrafficConfig(tenants=tenants, bad_fraction=0.0, seed=seed), keys).take(
-        count
-    )
+    config = TrafficConfig(tenants=tenants, bad_fraction=0.0, seed=seed)
+    if start_ms is not None:
+        config = TrafficConfig(tenants=tenants, bad_fraction=0.0, seed=seed, start_ms=start_ms)
+    publications = TrafficGenerator(config, keys).take(count)
     env = {"CARRYOVER_KEY_FILE": str(key_file), "CARRYOVER_SCHEMA_REGISTRY_URL": "mock://state-test"}
     normalizer = asyncio.run(build_normalizer(load(env)))
     records: dict[str, list[Record]] = collections.defaultdict(list)

@@ -15,7 +15,7 @@ def test_defaults_without_environment() -> None:
     settings = load({})
     assert settings.broker == "kafka://127.0.0.1:19092"
     assert settings.local_broker is False
-    assert settings.roles == ("ingest", "normalize", "state", "webhooks")  # archive comes with its issue
+    assert settings.roles == ("ingest", "normalize", "state", "webhooks", "archive")
     assert settings.bootstrap_servers == "127.0.0.1:19092"
     assert settings.store == "rocksdb://" and settings.standby_replicas == 1
 
