@@ -530,6 +530,23 @@ class Bench:
         )
         return row
 
+    async def backlog_into_running_worker(self, worker: Worker, observer: Observer) -> tuple[Row, Drain]:
+        """A running system, as in production: the trickle flows and normalize has committed on staging (a
+        group that never committed opens the admission gate), then the backlog is published beside it."""
+        await self.trickle("warm-up", seconds=4.0, stop=lambda: False)
+        await self.wait_arrivals("warm-up", 60)
+        await asyncio.sleep(4.0)  # Faust commits every 2.8 s
+        drain = observer.drain = self.drain_for()
+        phase = "with-backlog"
+        trickling = asyncio.create_task(self.trickle(phase, seconds=None, stop=lambda: drain.done))
+        await self.load_backlog()
+        await self.wait_drain(drain, worker)
+        await trickling
+        await self.wait_arrivals(phase, 60)
+        row = self.trickle_row("trickle + backlog", phase, drain, "")
+        row.rate, row.landed_rate = drain.rate(), drain.landed_rate()
+        return row, drain
+
     def drain_row(self, phase: str, drain: Drain, cpu: float | None, load: str) -> Row:
         return Row(
             self.cloud,

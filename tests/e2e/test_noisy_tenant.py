@@ -33,22 +33,9 @@ async def test_a_trickle_arrives_while_a_backlog_drains(stack: RunningStack, tmp
     await bench.setup()
     async with Publisher(project=PROJECT) as publisher:
         bench.publisher = publisher
-        # a running system, as in production: the trickle flows and normalize has committed on staging
-        # (a group that never committed opens the gate: ingest-only workers), then the backlog arrives
         worker, observer = await bench.start_worker("trickle-then-backlog")
         try:
-            await bench.trickle("warm-up", seconds=4.0, stop=lambda: False)
-            await bench.wait_arrivals("warm-up", 60)
-            await asyncio.sleep(4.0)  # Faust commits every 2.8 s
-            drain = observer.drain = bench.drain_for()
-            phase = "with-backlog"
-            trickling = asyncio.create_task(bench.trickle(phase, seconds=None, stop=lambda: drain.done))
-            await bench.load_backlog()
-            await bench.wait_drain(drain, worker)
-            await trickling
-            await bench.wait_arrivals(phase, 60)
-            row = bench.trickle_row("trickle + backlog", phase, drain, "")
-            row.rate, row.landed_rate = drain.rate(), drain.landed_rate()
+            row, drain = await bench.backlog_into_running_worker(worker, observer)
             view = sources_view(worker)
         finally:
             await asyncio.to_thread(worker.stop)
