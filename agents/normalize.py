@@ -50,7 +50,9 @@ def register(app: CarryoverApp) -> None:
         app.Table(
             "normalize-seen-batches",
             key_type=str,
-            value_type=list,  # [[source id, staging offset + 1, time], ...]; JSON, as Faust serializes it
+            # [[source id, staging offset + 1, time], ...] as JSON; None, not list: Faust would take a
+            # value type other than a scalar for a Model and fail to read the changelog back (list.from_data)
+            value_type=None,
             partitions=topics.staging.partitions,
             help="source message ids normalized within the dedupe window, in batches per staging partition",
         )

@@ -33,9 +33,11 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 import uuid
@@ -63,6 +65,8 @@ REPO = Path(__file__).resolve().parents[1]
 QUIX_VENV = REPO / ".venv-quix"
 QUIX_PINS = ["quixstreams==3.28.1", "confluent-kafka==2.12.2"]
 VARIANTS = ("carryover", "aiokafka", "quix")
+READER_FETCH_WAIT_MS = 20
+"""Fetch wait of the benchmark's reader of the output topics (aiokafka's default 500 adds up to that)."""
 
 
 @dataclass(frozen=True)
@@ -191,6 +195,12 @@ class Outputs:
             if self.watch and not self.cpu_at_count and self.count >= self.watch[0]:
                 self.cpu_at_count = [cpu_ticks(pid) for pid in self.watch[1]]
 
+    def fetch_eagerly(self) -> None:
+        """From now on fetch with a short wait (for the trickle: the reader must not add aiokafka's default
+        500 ms to the measured latency; not during the drain, where polling that often would add broker CPU
+        to the slower variants' figures)."""
+        self.consumer._fetcher._fetch_max_wait_ms = READER_FETCH_WAIT_MS  # noqa: SLF001 - read per request
+
     async def wait_for(
         self, count: int, seconds: float, proc: subprocess.Popen[bytes], log_path: Path
     ) -> None:
@@ -214,8 +224,8 @@ class Outputs:
 def _first_record(log_path: Path) -> tuple[float, int, int] | None:
     """(monotonic time, own CPU ticks, broker CPU ticks) from the variant's ``BENCH_FIRST`` line."""
     for line in log_path.read_text(errors="replace").splitlines():
-        if line.startswith("BENCH_FIRST "):
-            _, at, own, broker = line.split()
+        if "BENCH_FIRST " in line:
+            _, at, own, broker = line[line.index("BENCH_FIRST ") :].split()[:4]
             return float(at), int(own), int(broker)
     return None
 
@@ -256,6 +266,7 @@ async def run_variant(
         **os.environ,
         **env,
         "CARRYOVER_TOPIC_PREFIX": prefix,
+        "CARRYOVER_APP_ID": prefix.rstrip("."),  # own group, own table changelogs: nothing carried over
         "CARRYOVER_ROLES": "normalize",
         "CARRYOVER_DEDUPE_WINDOW_SECONDS": "3600" if dedupe else "0",
         "CARRYOVER_DATA_DIR": str(log_dir / f"{prefix}data"),
@@ -278,6 +289,8 @@ async def run_variant(
         tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
         worker_cpu_ms = (own1 - own0) * tick_ms / len(backlog)
         broker_cpu_ms = (broker1 - broker0) * tick_ms / len(backlog)
+        outputs.fetch_eagerly()
+        await asyncio.sleep(1.0)  # the fetch under way ends (at most aiokafka's default wait, 500 ms)
         sent: dict[str, float] = {}
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
         await producer.start()
@@ -309,6 +322,11 @@ async def run_variant(
             percentile(latencies, 99),
             peak_rss_mb(proc.pid),
         )
+    except BaseException:
+        kept = Path(tempfile.gettempdir()) / f"normalize-bench-failed-{prefix}log"
+        shutil.copy(log_path, kept)  # the work directory goes with the private stack
+        print(f"  {variant} failed; its log is kept in {kept}", flush=True)
+        raise
     finally:
         proc.terminate()
         try:

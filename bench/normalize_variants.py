@@ -71,7 +71,8 @@ def install_first_record_probe() -> None:
 
     def first(self: Normalizer, *args: Any) -> Any:
         Normalizer.process = original  # type: ignore[method-assign]
-        print(f"BENCH_FIRST {time.monotonic():.6f} {cpu_ticks('self')} {cpu_ticks(broker)}", flush=True)
+        line = f"BENCH_FIRST {time.monotonic():.6f} {cpu_ticks('self')} {cpu_ticks(broker)}"
+        print(line, file=sys.__stdout__, flush=True)  # not Faust's redirected stdout
         return original(self, *args)
 
     Normalizer.process = first  # type: ignore[method-assign]
@@ -144,9 +145,9 @@ async def aiokafka_loop(settings: Settings, normalizer: Normalizer) -> None:
                         marks.remember(r.partition, source_id, marker, at)
             if marks is not None:
                 for partition, key, value in marks.take_batches():
-                    acks.append(
-                        await producer.send(prefix + SEEN_CHANGELOG, value, key=key, partition=partition)
-                    )
+                    changelog = prefix + SEEN_CHANGELOG
+                    sent = await producer.send(changelog, value, key=key.encode(), partition=partition)
+                    acks.append(sent)
             if acks:
                 await asyncio.gather(*acks)
                 await consumer.commit()
