@@ -49,6 +49,9 @@ from app.settings import Settings, load
 from app.topics import STAGING
 
 GROUP = "bench-normalize"  # + the topic prefix: every run and variant has its own group
+PEER_LINGER_MS = 5
+"""Producer linger of the raw loop and Quix Streams (librdkafka's default; the raw loop sends a whole batch
+and then awaits it, so a longer linger only delays it). carryover uses CARRYOVER_PRODUCER_LINGER_MS."""
 SEEN_CHANGELOG = "bench.normalize-seen-changelog"
 """The raw loop's dedupe changelog topic (+ the topic prefix; created by the benchmark)."""
 
@@ -106,7 +109,7 @@ async def aiokafka_loop(settings: Settings, normalizer: Normalizer) -> None:
     )
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers,
-        linger_ms=int(settings.producer_linger_ms),
+        linger_ms=PEER_LINGER_MS,
         **local_broker.producer_options(settings.local_broker),
     )
     marks = SeenMarks(settings.dedupe_window_seconds) if settings.dedupe_window_seconds > 0 else None
@@ -174,7 +177,7 @@ def quix_app(settings: Settings, normalizer: Normalizer) -> Any:
         producer_extra_config={
             "acks": "all",
             "enable.idempotence": not settings.local_broker,
-            "linger.ms": settings.producer_linger_ms,
+            "linger.ms": PEER_LINGER_MS,
         },
         consumer_extra_config={"fetch.wait.max.ms": settings.consumer_fetch_max_wait_ms},
         loglevel="WARNING",
