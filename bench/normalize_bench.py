@@ -64,7 +64,9 @@ from bench.normalize_variants import SEEN_CHANGELOG, cpu_ticks
 REPO = Path(__file__).resolve().parents[1]
 QUIX_VENV = REPO / ".venv-quix"
 QUIX_PINS = ["quixstreams==3.28.1", "confluent-kafka==2.12.2"]
-VARIANTS = ("carryover", "aiokafka", "quix")
+VARIANTS = ("carryover", "aiokafka", "quix", "before")
+"""``before``: carryover's worker from another tree (``--before-tree``), e.g. the commit before a change."""
+BEFORE_TREE: list[Path] = []
 READER_FETCH_WAIT_MS = 20
 """Fetch wait of the benchmark's reader of the output topics (aiokafka's default 500 adds up to that)."""
 
@@ -132,10 +134,12 @@ def ensure_quix_venv() -> Path:
     return python
 
 
-def variant_command(variant: str) -> list[str]:
-    """The process that runs ``variant``."""
+def variant_command(variant: str) -> tuple[list[str], Path]:
+    """The process that runs ``variant`` and its working directory (whose ``app`` it imports)."""
+    if variant == "before":
+        return [sys.executable, "-m", "bench.normalize_variants", "carryover"], BEFORE_TREE[0]
     python = str(ensure_quix_venv()) if variant == "quix" else sys.executable
-    return [python, "-m", "bench.normalize_variants", variant]
+    return [python, "-m", "bench.normalize_variants", variant], REPO
 
 
 async def produce(bootstrap: str, topic: str, records: Sequence[BenchRecord]) -> None:
@@ -273,8 +277,9 @@ async def run_variant(
     }
     log_path = log_dir / f"{prefix}log"
     with log_path.open("wb") as log:
+        command, cwd = variant_command(variant)
         proc = subprocess.Popen(  # noqa: ASYNC220, S603 - started once, not awaited
-            variant_command(variant), cwd=REPO, env=proc_env, stdout=log, stderr=subprocess.STDOUT
+            command, cwd=cwd, env=proc_env, stdout=log, stderr=subprocess.STDOUT
         )
     outputs.watch = (want, [proc.pid, broker_pid])
     try:
@@ -337,7 +342,12 @@ async def run_variant(
         await outputs.stop()
 
 
-NAMES = {"carryover": "carryover (Faust agent)", "aiokafka": "(a) aiokafka loop", "quix": "(b) Quix Streams"}
+NAMES = {
+    "carryover": "carryover (Faust agent)",
+    "aiokafka": "(a) aiokafka loop",
+    "quix": "(b) Quix Streams",
+    "before": "carryover, --before-tree",
+}
 
 
 def _spread(values: list[float], fmt: str = "{:.0f}") -> str:
@@ -423,10 +433,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs of every variant in every dedupe mode")
     parser.add_argument("--dedupe", choices=("on", "off", "both"), default="both")
     parser.add_argument("--json", help="append every run's figures to this file (JSON lines)")
+    parser.add_argument(
+        "--before-tree",
+        type=Path,
+        help="variant 'before': carryover's worker from this tree (e.g. `git archive OLD | tar -x -C DIR`; "
+        "this tree's bench/ is copied into it)",
+    )
     parser.add_argument("--tenants", type=int, default=50)
-    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS[:3]), choices=VARIANTS)
     parser.add_argument("--quick", action="store_true", help="2000 records, 100 trickled, 1 run")
     args = parser.parse_args(argv)
+    if "before" in args.variants:
+        if args.before_tree is None:
+            parser.error("the variant 'before' needs --before-tree")
+        shutil.copytree(REPO / "bench", args.before_tree / "bench", dirs_exist_ok=True)
+        BEFORE_TREE.append(args.before_tree.resolve())
     if args.quick:
         args.records, args.trickle, args.runs = 2000, 100, 1
     with private_stack("normalize benchmark", broker_only=True) as (work, stack_env):

@@ -41,7 +41,6 @@ import sys
 import time
 from typing import Any
 
-from app.normalize.dedupe import SeenMarks
 from app.normalize.mapping.pipeline import publication_id
 from app.normalize.normalizer import REASON_AGENT_ERROR, Normalizer, header_map
 from app.normalize.runtime import build_normalizer
@@ -95,6 +94,7 @@ async def aiokafka_loop(settings: Settings, normalizer: Normalizer) -> None:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # noqa: PLC0415
 
     from app import local_broker  # noqa: PLC0415
+    from app.normalize.dedupe import SeenMarks  # noqa: PLC0415 - not in a --before-tree's app
 
     prefix = settings.topic_prefix
     consumer = AIOKafkaConsumer(
