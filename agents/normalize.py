@@ -75,14 +75,22 @@ def register(app: CarryoverApp) -> None:
             """Rebuild a partition's marks from the recovered table (after an assignment)."""
             marks.load(partition, ((k, v) for k, v in batches.data.items() if key_partition(k) == partition))
 
-        def forget(_sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
-            tps: Iterable[TP] = args[0] if args else ()
-            for tp in tps:
-                if tp.topic == staging_name:
-                    marks.forget(tp.partition)
+        held: set[int] = set()
 
-        app.on_partitions_revoked.connect(forget)
-        app.on_partitions_assigned.connect(forget)  # reloaded from the recovered table on first use
+        def on_assigned(_sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
+            """Keep the marks of partitions this worker keeps (complete in memory: nothing to read back);
+            forget the ones it lost, and the ones it gains, which are rebuilt on first use from the table
+            Faust recovers for them (another worker may have added to them meanwhile)."""
+            tps: Iterable[TP] = args[0] if args else ()
+            now = {tp.partition for tp in tps if tp.topic == staging_name}
+            for partition in (held - now) | (now - held):
+                marks.forget(partition)
+            held.clear()
+            held.update(now)
+
+        # (Faust's eager rebalance revokes everything first; pending marks of a partition that moves away
+        # were written by the flush Faust runs on revoke, before its last commit.)
+        app.on_partitions_assigned.connect(on_assigned)
 
         @app.every(max(1.0, min(60.0, window / 10)))
         async def expire_dedupe_marks() -> None:

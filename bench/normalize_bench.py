@@ -252,8 +252,10 @@ async def run_variant(
     trickle: Sequence[BenchRecord],
     rate: float,
     log_dir: Path,
+    workers: int = 1,
 ) -> Result:
-    """Drain then trickle through one variant in its own process; its own topic prefix."""
+    """Drain then trickle through one variant in its own process (carryover: ``workers`` worker processes
+    of one app); its own topic prefix."""
     prefix = f"nb{uuid.uuid4().hex[:6]}-{variant}."
     bootstrap = env["CARRYOVER_BROKER"].split("://", 1)[1]
     catalog = default_catalog()
@@ -273,22 +275,36 @@ async def run_variant(
         "CARRYOVER_APP_ID": prefix.rstrip("."),  # own group, own table changelogs: nothing carried over
         "CARRYOVER_ROLES": "normalize",
         "CARRYOVER_DEDUPE_WINDOW_SECONDS": "3600" if dedupe else "0",
-        "CARRYOVER_DATA_DIR": str(log_dir / f"{prefix}data"),
     }
-    log_path = log_dir / f"{prefix}log"
-    with log_path.open("wb") as log:
-        command, cwd = variant_command(variant)
-        proc = subprocess.Popen(  # noqa: ASYNC220, S603 - started once, not awaited
-            command, cwd=cwd, env=proc_env, stdout=log, stderr=subprocess.STDOUT
-        )
-    outputs.watch = (want, [proc.pid, broker_pid])
+    n = workers if variant in ("carryover", "before") else 1
+    log_paths = [log_dir / f"{prefix}{i}.log" for i in range(n)]
+    procs = []
+    for i, path in enumerate(log_paths):
+        with path.open("wb") as log:
+            command, cwd = variant_command(variant)
+            worker_env = {**proc_env, "CARRYOVER_DATA_DIR": str(log_dir / f"{prefix}data-{i}")}
+            procs.append(
+                subprocess.Popen(  # noqa: ASYNC220, S603 - started once, not awaited
+                    command, cwd=cwd, env=worker_env, stdout=log, stderr=subprocess.STDOUT
+                )
+            )
+    proc, log_path = procs[0], log_paths[0]
+    outputs.watch = (want, [p.pid for p in procs] + [broker_pid])
     try:
         await outputs.wait_for(want, 300, proc, log_path)
-        first = _first_record(log_path)
-        assert first is not None, f"{variant} printed no BENCH_FIRST line:\n{_tail(log_path)}"
-        at, own0, broker0 = first
+        firsts = [f for f in map(_first_record, log_paths) if f is not None]
+        assert firsts, f"{variant} printed no BENCH_FIRST line:\n{_tail(log_path)}"
+        at = min(f[0] for f in firsts)
+        broker0 = min(firsts)[2]
         await asyncio.sleep(0.2)
-        own1, broker1 = outputs.cpu_at_count or [cpu_ticks(proc.pid), cpu_ticks(broker_pid)]
+        ends = outputs.cpu_at_count or [cpu_ticks(p.pid) for p in procs] + [cpu_ticks(broker_pid)]
+        broker1 = ends[-1]
+        # each worker from its own first record (start-up and group join excluded, as for one)
+        own0, own1 = 0, 0
+        for path, end in zip(log_paths, ends[:-1], strict=True):
+            first = _first_record(path)
+            if first is not None:
+                own0, own1 = own0 + first[1], own1 + end
         span_s = outputs.last - at
         drain_rate = len(backlog) / max(span_s, 1e-3)
         tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
@@ -325,20 +341,23 @@ async def run_variant(
             broker_cpu_ms,
             percentile(latencies, 50),
             percentile(latencies, 99),
-            peak_rss_mb(proc.pid),
+            sum(peak_rss_mb(p.pid) for p in procs),
         )
     except BaseException:
-        kept = Path(tempfile.gettempdir()) / f"normalize-bench-failed-{prefix}log"
-        shutil.copy(log_path, kept)  # the work directory goes with the private stack
-        print(f"  {variant} failed; its log is kept in {kept}", flush=True)
+        for path in log_paths:
+            kept = Path(tempfile.gettempdir()) / f"normalize-bench-failed-{path.name}"
+            shutil.copy(path, kept)  # the work directory goes with the private stack
+            print(f"  {variant} failed; its log is kept in {kept}", flush=True)
         raise
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(10)
         await outputs.stop()
 
 
@@ -409,7 +428,9 @@ async def main_async(args: argparse.Namespace, env: dict[str, str], work: Path) 
             shift = (run + (0 if dedupe else 1)) % len(args.variants)
             order = args.variants[shift:] + args.variants[:shift]  # every variant goes first in turn
             for variant in order:
-                result = await run_variant(variant, dedupe, env, backlog, trickle, args.rate, work)
+                result = await run_variant(
+                    variant, dedupe, env, backlog, trickle, args.rate, work, args.workers
+                )
                 print(
                     f"  run {run + 1} dedupe {'on ' if dedupe else 'off'} {variant:9}: "
                     f"{result.rate:7.0f} records/s, CPU ms/record worker {result.worker_cpu_ms:.2f} "
@@ -433,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="runs of every variant in every dedupe mode")
     parser.add_argument("--dedupe", choices=("on", "off", "both"), default="both")
     parser.add_argument("--json", help="append every run's figures to this file (JSON lines)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="carryover worker processes of one app (CPU: their sum)"
+    )
     parser.add_argument(
         "--before-tree",
         type=Path,
