@@ -1,12 +1,16 @@
 """Normalize agent: legacy.staging.v1 -> decrypt, decode, map -> canonical topics keyed by tenant.
 
 Thin: the work is :class:`app.normalize.normalizer.Normalizer`. concurrency=1 keeps offsets and the dedupe
-table in order (faust #606). A source message id seen within the dedupe window at another staging offset is
+window in order (faust #606). A source message id seen within the dedupe window at another staging offset is
 dropped (a redelivery at the source landed twice, or a `dlq replay` of a record that went through). The
-table remembers the staging offset that carried it, so the same staging record read again after a crash
-(processed, not yet committed) is processed again, never dropped: its seen-mark may have reached the
-changelog before its canonical records reached Kafka. Faust flushes the producer before it commits the
-staging offset, so a crash re-processes rather than loses.
+window (:class:`app.normalize.dedupe.SeenMarks`, in memory per staging partition) remembers the staging
+offset that carried it, so the same staging record read again after a crash (processed, not yet committed)
+is processed again, never dropped. Its changelog is a Faust table of *batches*: the marks made since the
+last flush, one record per staging partition, written by a hook at the start of the producer's flush —
+which Faust awaits before it commits staging offsets and when partitions are revoked — so a committed
+offset never runs ahead of its marks, at one changelog record per flush instead of one per staging record.
+After an assignment Faust recovers the table and the partition's marks are rebuilt from it on first use.
+Faust flushes the producer before it commits the staging offset, so a crash re-processes rather than loses.
 
 Records go straight to Faust's producer rather than through ``Topic.send``, whose attachment and sensor
 path cost ~20 % of the agent's throughput (bench/README.md); the flush-before-commit covers them too.
@@ -15,39 +19,85 @@ path cost ~20 % of the agent's throughput (bench/README.md); the flush-before-co
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import asdict
-from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
+import orjson
 from faust import StreamT
+from faust.types import TP
 
 from app.agent_guard import send_until_accepted
+from app.normalize.dedupe import SeenMarks, key_partition
 from app.normalize.mapping.pipeline import publication_id
-from app.normalize.normalizer import REASON_AGENT_ERROR, REASON_SEND_FAILED, is_redelivery
+from app.normalize.normalizer import REASON_AGENT_ERROR, REASON_SEND_FAILED
 from app.normalize.runtime import NormalizeRuntime
 
 if TYPE_CHECKING:
-    from app.faust_app import CarryoverApp
+    from app.faust_app import CarryoverApp, CarryoverProducer
 
 log = logging.getLogger(__name__)
 
 
 def register(app: CarryoverApp) -> None:
-    """Add the normalize agent, its dedupe table and its timers to ``app``."""
+    """Add the normalize agent, its dedupe window and its timers to ``app``."""
     settings, topics = app.carryover, app.streams
-    window = timedelta(seconds=settings.dedupe_window_seconds)
-    seen = (
+    window = float(settings.dedupe_window_seconds)
+    marks = SeenMarks(window) if window > 0 else None
+    # The dedupe window's changelog: one record per staging partition and flush (``SeenMarks`` batches),
+    # written by the producer's flush hook below, read back by Faust's table recovery on (re)assignment.
+    batches = (
         app.Table(
-            "normalize-seen-source-ids",
-            default=int,
+            "normalize-seen-batches",
             key_type=str,
-            value_type=int,
+            # [[source id, staging offset + 1, time], ...] as JSON; None, not list: Faust would take a
+            # value type other than a scalar for a Model and fail to read the changelog back (list.from_data)
+            value_type=None,
             partitions=topics.staging.partitions,
-            help="source message ids normalized within the dedupe window",
-        ).tumbling(window, expires=window * 2)
-        if settings.dedupe_window_seconds > 0
+            help="source message ids normalized within the dedupe window, in batches per staging partition",
+        )
+        if marks is not None
         else None
     )
+
+    if marks is not None and batches is not None:
+        staging_name = topics.staging.get_topic_name()
+
+        async def write_batches() -> None:
+            """Send the pending marks (Faust awaits this flush before it commits staging offsets)."""
+            changelog = batches.changelog_topic.get_topic_name()
+            for partition, key, value in marks.take_batches():
+                await app.producer.send(changelog, orjson.dumps(key), value, partition, None, None)
+
+        cast("CarryoverProducer", app.producer).before_flush(write_batches)
+
+        def load(partition: int) -> None:
+            """Rebuild a partition's marks from the recovered table (after an assignment)."""
+            marks.load(partition, ((k, v) for k, v in batches.data.items() if key_partition(k) == partition))
+
+        held: set[int] = set()
+
+        def on_assigned(_sender: Any, /, *args: Any, signal: Any, **_: Any) -> None:
+            """Keep the marks of partitions this worker keeps (complete in memory: nothing to read back);
+            forget the ones it lost, and the ones it gains, which are rebuilt on first use from the table
+            Faust recovers for them (another worker may have added to them meanwhile)."""
+            tps: Iterable[TP] = args[0] if args else ()
+            now = {tp.partition for tp in tps if tp.topic == staging_name}
+            for partition in (held - now) | (now - held):
+                marks.forget(partition)
+            held.clear()
+            held.update(now)
+
+        # (Faust's eager rebalance revokes everything first; pending marks of a partition that moves away
+        # were written by the flush Faust runs on revoke, before its last commit.)
+        app.on_partitions_assigned.connect(on_assigned)
+
+        @app.every(max(1.0, min(60.0, window / 10)))
+        async def expire_dedupe_marks() -> None:
+            """Forget marks older than the window; delete the batches wholly older than it."""
+            changelog = batches.changelog_topic.get_topic_name()
+            for partition, key in marks.expire():
+                await app.producer.send(changelog, orjson.dumps(key), None, partition, None, None)
 
     runtime = NormalizeRuntime(settings)
     app.counters["normalize"] = lambda: asdict(runtime.normalizer.stats) if runtime.normalizer else {}
@@ -70,14 +120,17 @@ def register(app: CarryoverApp) -> None:
         async for event in stream.events():
             message = event.message
             headers = [(k, bytes(v)) for k, v in (message.headers or [])]
-            origin = f"{message.topic}/{message.partition}/{message.offset}"
+            partition = message.partition
+            origin = f"{message.topic}/{partition}/{message.offset}"
             marker = message.offset + 1  # where this record sits in its staging partition (0 = never seen)
+            at = message.timestamp  # staging record time, seconds
             source_id = ""
             try:
                 source_id = publication_id(dict(headers))
-                if seen is not None and source_id:
-                    previous = seen[source_id].current() or seen[source_id].delta(window)
-                    if is_redelivery(previous, marker):
+                if marks is not None and source_id:
+                    if not marks.loaded(partition):
+                        load(partition)
+                    if marks.is_duplicate(partition, source_id, marker, at):
                         normalizer.stats.duplicates += 1
                         continue
                 outgoing = normalizer.process(message.key, message.value, headers, origin)
@@ -114,8 +167,10 @@ def register(app: CarryoverApp) -> None:
                     )
                     dead_lettered = True
                     break
-            if seen is not None and source_id and not dead_lettered:
-                seen[source_id] = marker  # a dead letter may be replayed after a fix: not remembered
+            if marks is not None and source_id and not dead_lettered:
+                # a dead letter may be replayed after a fix: not remembered
+                if marks.remember(partition, source_id, marker, at):
+                    await write_batches()  # a full batch: written now, flushed before the next commit
 
     @app.every(max(1.0, min(10.0, settings.key_cache_ttl / 4)))
     async def refresh_tenant_keys() -> None:

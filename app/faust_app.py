@@ -32,6 +32,15 @@ class CarryoverProducer(faust_aiokafka.Producer):
     it commits offsets, so no agent's offset moves past a record that did not reach Kafka."""
 
     _redelivery: Redelivery | None = None
+    _before_flush: list[Callable[[], Awaitable[None]]] | None = None
+
+    def before_flush(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run ``hook`` at the start of every flush, so what it sends is flushed with the rest. Faust
+        flushes before it commits source offsets (and on partition revoke): the normalize agent writes
+        its pending dedupe batches here, so no committed offset is ahead of its marks."""
+        if self._before_flush is None:
+            self._before_flush = []
+        self._before_flush.append(hook)
 
     @property
     def redelivery(self) -> Redelivery:
@@ -67,15 +76,38 @@ class CarryoverProducer(faust_aiokafka.Producer):
         return future
 
     async def flush(self) -> None:
-        """Flush, then wait until every failed delivery was sent again and acknowledged."""
+        """Run the :meth:`before_flush` hooks, flush, then wait until every failed delivery was sent again
+        and acknowledged."""
+        for hook in self._before_flush or ():
+            await hook()
         await super().flush()
         await self.redelivery.drain(super().flush)
 
 
+class CarryoverConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's aiokafka consumer thread whose worker consumer waits at most
+    ``CARRYOVER_CONSUMER_FETCH_MAX_WAIT_MS`` for a fetch to fill (Faust hard-codes 1 500 ms: on a quiet
+    partition a record then waits for the previous long fetch to return, see bench/README.md, latency)."""
+
+    def _create_worker_consumer(self, transport: faust_aiokafka.Transport) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        settings: Settings = self.app.carryover  # type: ignore[attr-defined]
+        consumer._fetch_max_wait_ms = settings.consumer_fetch_max_wait_ms  # read by start()'s Fetcher
+        return consumer
+
+
+class CarryoverConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer with :class:`CarryoverConsumerThread`."""
+
+    def _new_consumer_thread(self) -> Any:
+        return CarryoverConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
 class CarryoverTransport(faust_aiokafka.Transport):
-    """Faust's aiokafka transport using :class:`CarryoverProducer`."""
+    """Faust's aiokafka transport using :class:`CarryoverProducer` and :class:`CarryoverConsumer`."""
 
     Producer = CarryoverProducer
+    Consumer = CarryoverConsumer
 
 
 class CarryoverWorker(faust.Worker):

@@ -63,6 +63,7 @@ def private_stack(name: str, *, broker_only: bool = False) -> Iterator[tuple[Pat
                 for part in stack.parts[1:]:
                     stack.stop_part(part)
             env = stack.environment()
+            env["BENCH_BROKER_PID"] = str(stack.pid(stack.parts[0]) or 0)  # the broker, for CPU readings
             print(
                 f"{name} on a private {'broker' if broker_only else 'stack'} ({os.cpu_count()} CPUs), "
                 f"python {sys.version.split()[0]}",

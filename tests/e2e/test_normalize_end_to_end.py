@@ -259,6 +259,44 @@ def test_redelivered_staging_records_are_dropped_within_the_window(
     assert len({r.headers["ce_id"] for r in canonical}) == len(expected)
 
 
+def test_redeliveries_after_a_restart_are_dropped_by_the_recovered_window(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    """The dedupe window survives a restart: a worker with an empty data dir rebuilds it from the
+    changelog (batches of marks) and still drops source messages the previous worker normalized, while
+    it normalizes the new ones."""
+    tenant = f"dr{uuid.uuid4().hex[:6]}-bank"
+    key_file = generate_key_file(tmp_path / "keys.json", [tenant])
+    keys = Keyring.static(asyncio.run(LocalKeyFileProvider(key_file).load()))
+    publications = TrafficGenerator(TrafficConfig(tenants=[tenant], seed=5), keys).take(80)
+    records = [staging_record(p, f"r-{i}") for i, p in enumerate(publications)]
+    first, fresh = records[:60], records[60:]
+    expected = [e for p in publications for e in p.expected]
+    env = worker_env(stack, tmp_path, CARRYOVER_ROLES="normalize", CARRYOVER_KEY_FILE=str(key_file))
+    prefix, group = env["CARRYOVER_TOPIC_PREFIX"], env["CARRYOVER_APP_ID"]
+    staging = f"{prefix}legacy.staging.v1"
+    worker_a = Worker(env=dict(env), log_path=tmp_path / "worker-a.log").start()
+    try:
+        asyncio.run(produce_records(stack.bootstrap, staging, first))
+        asyncio.run(wait_until_committed(stack.bootstrap, group, staging, STAGING_PARTITIONS, len(first), 60))
+    finally:
+        worker_a.stop()
+    worker_b = Worker(
+        env={**env, "CARRYOVER_DATA_DIR": str(tmp_path / "worker-b")}, log_path=tmp_path / "worker-b.log"
+    ).start()
+    try:
+        asyncio.run(produce_records(stack.bootstrap, staging, first[:40] + fresh))  # 40 redelivered
+        total = len(first) + 40 + len(fresh)
+        asyncio.run(wait_until_committed(stack.bootstrap, group, staging, STAGING_PARTITIONS, total, 90))
+        canonical = []
+        for topic, count in collections.Counter(e.topic for e in expected).items():
+            canonical += asyncio.run(read_topic(stack.bootstrap, prefix + topic, count, wait=30, settle=2.0))
+    finally:
+        worker_b.stop()
+    assert len(canonical) == len(expected), worker_b.log_tail()
+    assert len({r.headers["ce_id"] for r in canonical}) == len(expected)
+
+
 def test_replay_from_staging_rebuilds_the_same_canonical_records(stack: RunningStack, tmp_path: Path) -> None:
     """`carryover replay --from-staging --target-prefix P` re-normalizes the staging log into P-prefixed
     topics: byte for byte what the normalizer makes of those records (deterministic ce_id and nonces)."""
