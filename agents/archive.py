@@ -5,9 +5,14 @@ No agent of its own: the archive is a step of ``agents.state.conversations`` (th
 as the state, with the state of each conversation already updated by the record it looks at. The decisions
 are in :mod:`app.archive`; :class:`app.archive.runtime.ArchiveService` is the glue.
 
-Table ``archive-progress`` (co-partitioned with the conversation-events topic): per partition its watermark
-and next windows to close (``p/<partition>``), and per open window the conversations seen in it
-(``w/<partition>/<policy>/<window start>``).
+No table of its own either: the archive keeps its progress in the state table ``state-conversations``,
+under keys no conversation has (:data:`app.archive.runtime.ARCHIVE_KEY_PREFIX`): per partition its watermark
+and next windows to close (``%archive/p/<partition>``), and per open window the conversations seen in it
+(``%archive/w/<partition>/<policy>/<window start>``). Faust writes a table's changelog record to the
+partition of the record being processed, so the conversation states and the archive's progress of one
+partition are one ordered changelog partition: whatever a crash keeps of it is a prefix, and a restored state
+is never ahead of the restored progress by more than the record whose closes were under way (which the
+re-run re-applies as a duplicate and closes again from the same state, to the same bytes).
 """
 
 from __future__ import annotations
@@ -23,24 +28,12 @@ from app.settings import SettingsError
 if TYPE_CHECKING:
     from app.faust_app import CarryoverApp
 
-PROGRESS_TABLE = "archive-progress"
-
-
 def register(app: CarryoverApp) -> None:
     """Add the archive's table and service to ``app`` and hook its step into the state stage."""
     stage = getattr(app, "state_stage", None)
     if stage is None:
         raise SettingsError("the archive role needs the state role in the same worker (CARRYOVER_ROLES)")
     settings, topics = app.carryover, app.streams
-    progress = app.Table(
-        PROGRESS_TABLE,
-        key_type=bytes,
-        value_type=bytes,
-        partitions=topics.conversation_events.partitions,
-        options={"block_cache_size": settings.rocksdb_block_cache_mib * 2**20},
-        help="archive progress per partition of the conversation-events topic, open windows' conversations",
-    )
-
     async def keys() -> Any:
         return await build_keyring(settings)
 
@@ -59,8 +52,7 @@ def register(app: CarryoverApp) -> None:
     )
     service = ArchiveService(
         config,
-        progress_table=progress,
-        conversations_table=stage.conversations,
+        state_table=stage.conversations,
         directory=stage.directory,
         assigned=lambda: set(app.assignor.assigned_actives()),
         highwater=lambda tp: app.consumer.highwater(tp),

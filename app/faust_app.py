@@ -6,13 +6,16 @@ web views of the roles the settings name. Importing this module builds nothing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
-from faust.types import RecordMetadata, TopicT, TransportT
+from faust.transport.producer import ProducerBuffer
+from faust.types import FutureMessage, RecordMetadata, TopicT, TransportT
 
 from app import local_broker, ops
 from app import topics as topic_names
@@ -24,6 +27,36 @@ from app.settings import Settings
 log = logging.getLogger(__name__)
 
 TimerFn = TypeVar("TimerFn", bound=Callable[[], Awaitable[None]])
+
+
+class CompleteFlushBuffer(ProducerBuffer):
+    """Faust's buffer of ``send_soon`` records (every table's changelog writes) with a flush that is complete.
+
+    Faust's ``ProducerBuffer.flush`` returns as soon as one 0.1 s wait passes without a record handed on, even
+    with records still buffered, and it does not wait for the record being handed to the Kafka client. The
+    consumer flushes the producer right before it commits offsets, so a busy buffer let offsets be committed
+    past changelog records never sent: after a kill -9, tables were restored older than the committed
+    offsets (seen as the archive's "resumed after a gap" and a stalled archive; it can lose table updates of
+    any stage). This flush returns only when the buffer is empty and nothing is being handed on.
+    """
+
+    _handing = 0
+
+    async def _send_pending(self, fut: FutureMessage) -> None:
+        self._handing += 1
+        try:
+            await super()._send_pending(fut)
+        finally:
+            self._handing -= 1
+
+    async def flush(self) -> None:
+        """Wait until every buffered record was handed to the Kafka client (whose flush follows)."""
+        while self.size or self._handing:
+            if self.state != "running" and self.size:
+                raise RuntimeError("Cannot flush: Producer not Running")
+            self.message_sent.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.message_sent.wait(), timeout=0.1)
 
 
 class CarryoverProducer(faust_aiokafka.Producer):
@@ -41,6 +74,14 @@ class CarryoverProducer(faust_aiokafka.Producer):
         if self._before_flush is None:
             self._before_flush = []
         self._before_flush.append(hook)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        buffer = CompleteFlushBuffer(loop=self.loop, beacon=self.beacon)
+        if hasattr(self.buffer, "threaded_producer"):  # set only with producer_threaded (not used here)
+            buffer.threaded_producer = self.buffer.threaded_producer
+        buffer.app = self.app
+        self.buffer = buffer
 
     @property
     def redelivery(self) -> Redelivery:

@@ -106,8 +106,7 @@ class ArchiveService(Service):
         self,
         config: ArchiveConfig,
         *,
-        progress_table: Any,
-        conversations_table: Any,
+        state_table: Any,
         directory: Directory,
         assigned: Callable[[], set[TopicPartition]],
         highwater: Callable[[TopicPartition], int | None],
@@ -116,8 +115,7 @@ class ArchiveService(Service):
     ) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.config = config
-        self.progress_table = progress_table
-        self.conversations_table = conversations_table
+        self.table = state_table
         self.directory = directory
         self.assigned = assigned
         self.highwater = highwater
@@ -134,6 +132,7 @@ class ArchiveService(Service):
         self._sinks: Sinks | None = None
         self._keys: DecryptionKeys | None = None
         self._last_record: dict[int, float] = {}
+        self._resumed: set[int] = set()
 
     # -- service -----------------------------------------------------------------------------
 
@@ -227,7 +226,7 @@ class ArchiveService(Service):
     def _caught_up(self, tp: TopicPartition) -> bool:
         """True when every record of the partition was read (idle, not just behind): only then a tick."""
         highwater = self.highwater(tp)
-        raw = self.progress_table.get(f"p/{tp.partition}".encode())
+        raw = self.table.get(_progress_key(tp.partition))
         last = Progress.from_json(raw).last_offset if raw is not None else -1
         return highwater is not None and highwater <= last + 1
 
@@ -246,9 +245,17 @@ class ArchiveService(Service):
         await self.wait_ready()
         self.stats.records += 1
         self._last_record[partition] = time.time()
-        pkey = f"p/{partition}".encode()
-        raw = self.progress_table.get(pkey)
+        pkey = _progress_key(partition)
+        raw = self.table.get(pkey)
         progress = Progress.from_json(raw) if raw is not None else Progress()
+        if partition not in self._resumed:
+            self._resumed.add(partition)
+            log.info(
+                "archive: partition %d read from offset %d (progress at %s)",
+                partition,
+                offset,
+                progress.last_offset if raw is not None else "none",
+            )
         if raw is not None and offset > progress.last_offset + 1:
             # records the archive never observed: its progress was restored older than the stream's committed
             # offset (a changelog recovery that lost updates); windows may then close late, with a newer state
@@ -261,7 +268,7 @@ class ArchiveService(Service):
             )
         if progress.pending_deletes:
             for key in progress.pending_deletes:
-                self.progress_table.pop(key.encode(), None)
+                self.table.pop(key.encode(), None)
             progress.pending_deletes = []
         tick = parse_tick(headers)
         tenant: str | None = None
@@ -289,14 +296,14 @@ class ArchiveService(Service):
                 members = self._members(skey)
                 if ckey not in members:
                     members.append(ckey)
-                    self.progress_table[skey.encode()] = json.dumps(sorted(members)).encode()
+                    self.table[skey.encode()] = json.dumps(sorted(members)).encode()
         for close in step.closes:
             await self._close(partition, close)
             progress.pending_deletes.append(_set_key(partition, close.policy.id, close.window.start_ms))
-        self.progress_table[pkey] = progress.to_json()
+        self.table[pkey] = progress.to_json()
 
     def _members(self, skey: str) -> list[str]:
-        raw = self.progress_table.get(skey.encode())
+        raw = self.table.get(skey.encode())
         return list(json.loads(raw)) if raw is not None else []
 
     # -- closing -----------------------------------------------------------------------------
@@ -313,7 +320,7 @@ class ArchiveService(Service):
             keys = await self._decryption_keys()
             events = await self._reread(partition, close.first_offset, close.through_offset, set(members))
             for ckey in sorted(members):
-                raw_state = self.conversations_table.get(ckey.encode())
+                raw_state = self.table.get(ckey.encode())
                 if raw_state is None:
                     continue
                 state = ConversationState.from_json(raw_state, window=self.config.state_window)
@@ -384,7 +391,7 @@ class ArchiveService(Service):
             {(e.window, e.conversation_key) for e in close.late}, key=lambda g: (g[0].start_ms, g[1])
         )
         for original, ckey in groups:
-            raw_state = self.conversations_table.get(ckey.encode())
+            raw_state = self.table.get(ckey.encode())
             if raw_state is None:
                 continue
             state = ConversationState.from_json(raw_state, window=self.config.state_window)
@@ -504,8 +511,20 @@ class ArchiveService(Service):
         reader.assign([tp])
         reader.seek(tp, first)
         events: dict[str, list[Any]] = {}
+        quiet_since = time.monotonic()
         while True:
             batches = await reader.getmany(tp, timeout_ms=500, max_records=5000)
+            if batches.get(tp):
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since > 10:
+                quiet_since = time.monotonic()
+                log.warning(
+                    "archive: re-reading partition %d for offsets %d..%d: nothing received for 10 s at offset %s",
+                    partition,
+                    first,
+                    through,
+                    await reader.position(tp),
+                )
             done = False
             for message in batches.get(tp, []):
                 if message.offset > through:
@@ -528,8 +547,19 @@ class ArchiveService(Service):
                 return events
 
 
+ARCHIVE_KEY_PREFIX = "%archive/"
+"""Prefix of the archive's own keys in the state table. No conversation key starts with it: their parts are
+escaped (:func:`app.state.facts.conversation_key`): a ``%`` in one is always followed by ``25`` or ``2F``."""
+
+
+def _progress_key(partition: int) -> bytes:
+    """Key of a partition's :class:`Progress` in the state table."""
+    return f"{ARCHIVE_KEY_PREFIX}p/{partition}".encode()
+
+
 def _set_key(partition: int, pid: str, start_ms: int) -> str:
-    return f"w/{partition}/{pid}/{start_ms}"
+    """Key of the conversations seen in one open window of one policy on one partition."""
+    return f"{ARCHIVE_KEY_PREFIX}w/{partition}/{pid}/{start_ms}"
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
