@@ -28,12 +28,14 @@ from app.settings import SettingsError
 if TYPE_CHECKING:
     from app.faust_app import CarryoverApp
 
+
 def register(app: CarryoverApp) -> None:
     """Add the archive's table and service to ``app`` and hook its step into the state stage."""
     stage = getattr(app, "state_stage", None)
     if stage is None:
         raise SettingsError("the archive role needs the state role in the same worker (CARRYOVER_ROLES)")
     settings, topics = app.carryover, app.streams
+
     async def keys() -> Any:
         return await build_keyring(settings)
 
@@ -56,6 +58,7 @@ def register(app: CarryoverApp) -> None:
         directory=stage.directory,
         assigned=lambda: set(app.assignor.assigned_actives()),
         highwater=lambda tp: app.consumer.highwater(tp),
+        position=lambda tp: app.consumer.position(tp),
         directory_ready=lambda: stage.directory.caught_up,
     )
     app.service(service)  # type: ignore[arg-type]  # Faust starts instances as well as classes

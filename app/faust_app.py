@@ -15,7 +15,7 @@ from typing import Any, TypeVar, cast
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.transport.producer import ProducerBuffer
-from faust.types import FutureMessage, RecordMetadata, TopicT, TransportT
+from faust.types import TP, FutureMessage, RecordMetadata, TopicT, TransportT
 
 from app import local_broker, ops
 from app import topics as topic_names
@@ -35,9 +35,9 @@ class CompleteFlushBuffer(ProducerBuffer):
     Faust's ``ProducerBuffer.flush`` returns as soon as one 0.1 s wait passes without a record handed on, even
     with records still buffered, and it does not wait for the record being handed to the Kafka client. The
     consumer flushes the producer right before it commits offsets, so a busy buffer let offsets be committed
-    past changelog records never sent: after a kill -9, tables were restored older than the committed
-    offsets (seen as the archive's "resumed after a gap" and a stalled archive; it can lose table updates of
-    any stage). This flush returns only when the buffer is empty and nothing is being handed on.
+    past changelog records never sent: after a kill -9, a table could be restored older than the committed
+    offsets, losing updates (any stage). This flush returns only when the buffer is empty and nothing is
+    being handed on.
     """
 
     _handing = 0
@@ -138,10 +138,33 @@ class CarryoverConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 
 class CarryoverConsumer(faust_aiokafka.Consumer):
-    """Faust's aiokafka consumer with :class:`CarryoverConsumerThread`."""
+    """Faust's aiokafka consumer with :class:`CarryoverConsumerThread`, whose seek back to the committed
+    offsets also seeks the partitions that have none."""
 
     def _new_consumer_thread(self) -> Any:
         return CarryoverConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        """Seek every stream partition to its committed offset, and one with none to its beginning.
+
+        Faust drops records it fetched while its flow was stopped or the generation changed (a rebalance,
+        recovery), then relies on this seek to read them again. aiokafka's ``seek_to_committed`` leaves a
+        partition without a committed offset (or at 0) where the fetcher is: past the dropped records, which
+        no agent then ever sees. That lost records after a worker died before its first commit (seen as the
+        archive's "resumed after a gap" and a stalled archive). ``consumer_auto_offset_reset`` is
+        ``earliest``, so the beginning is where such a partition starts anyway. Changelog partitions are left
+        to Faust's recovery, which seeks them itself."""
+        committed = await super().seek_to_committed()
+        changelogs = set(self.app.tables.changelog_topics)
+        unset = [tp for tp, offset in committed.items() if not offset and tp.topic not in changelogs]
+        if unset:
+            log.info(
+                "consumer: %d partition(s) without a committed offset read from their beginning: %s",
+                len(unset),
+                ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(unset)[:10]),
+            )
+            await self._thread.seek_to_beginning(*unset)  # noqa: SLF001 - Faust has no public delegate
+        return committed
 
 
 class CarryoverTransport(faust_aiokafka.Transport):

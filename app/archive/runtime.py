@@ -24,7 +24,7 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -110,6 +110,7 @@ class ArchiveService(Service):
         directory: Directory,
         assigned: Callable[[], set[TopicPartition]],
         highwater: Callable[[TopicPartition], int | None],
+        position: Callable[[TopicPartition], Awaitable[int | None]],
         directory_ready: Callable[[], bool],
         **kwargs: object,
     ) -> None:
@@ -119,6 +120,7 @@ class ArchiveService(Service):
         self.directory = directory
         self.assigned = assigned
         self.highwater = highwater
+        self.position = position
         self.directory_ready = directory_ready
         self.book = PolicyBook()
         self.stats = ArchiveStats()
@@ -133,6 +135,7 @@ class ArchiveService(Service):
         self._keys: DecryptionKeys | None = None
         self._last_record: dict[int, float] = {}
         self._resumed: set[int] = set()
+        self._stuck_logged: set[int] = set()
 
     # -- service -----------------------------------------------------------------------------
 
@@ -212,7 +215,7 @@ class ArchiveService(Service):
             if tp.topic != self.config.events_topic:
                 continue
             last = self._last_record.setdefault(tp.partition, now)
-            if now - last >= self.config.idle_seconds and self._caught_up(tp):
+            if now - last >= self.config.idle_seconds and await self._caught_up(tp, idle_s=now - last):
                 self._last_record[tp.partition] = now
                 try:
                     await self._producer.send_and_wait(
@@ -223,12 +226,35 @@ class ArchiveService(Service):
                     continue
                 self.stats.ticks_sent += 1
 
-    def _caught_up(self, tp: TopicPartition) -> bool:
-        """True when every record of the partition was read (idle, not just behind): only then a tick."""
+    async def _caught_up(self, tp: TopicPartition, idle_s: float = 0.0) -> bool:
+        """True when every record of the partition was read (idle, not just behind): only then a tick.
+
+        Read means observed by the archive (its progress) or fetched by the stream consumer (its position):
+        after a restart the stream resumes at the committed offset, which may be at the end of a partition
+        whose restored progress is older; the tick that then follows reports the gap instead of waiting."""
         highwater = self.highwater(tp)
         raw = self.table.get(_progress_key(tp.partition))
         last = Progress.from_json(raw).last_offset if raw is not None else -1
-        return highwater is not None and highwater <= last + 1
+        if highwater is not None and highwater <= last + 1:
+            return True
+        try:
+            position = await asyncio.wait_for(self.position(tp), timeout=1.0)
+        except Exception:  # noqa: BLE001 - no position yet (being reset): not caught up, asked again next tick
+            position = None
+        if highwater is not None and position is not None and highwater <= position:
+            return True
+        if idle_s >= 10 * self.config.idle_seconds and tp.partition not in self._stuck_logged:
+            self._stuck_logged.add(tp.partition)  # once per partition and process: a diagnosis, not a flood
+            log.warning(
+                "archive: partition %d idle for %.0fs but not caught up, so no tick: end offset %s, stream "
+                "position %s, archive progress at %d",
+                tp.partition,
+                idle_s,
+                highwater,
+                position,
+                last,
+            )
+        return False
 
     # -- the step ----------------------------------------------------------------------------
 
@@ -519,7 +545,8 @@ class ArchiveService(Service):
             elif time.monotonic() - quiet_since > 10:
                 quiet_since = time.monotonic()
                 log.warning(
-                    "archive: re-reading partition %d for offsets %d..%d: nothing received for 10 s at offset %s",
+                    "archive: re-reading partition %d for offsets %d..%d: nothing received for 10 s at "
+                    "offset %s",
                     partition,
                     first,
                     through,

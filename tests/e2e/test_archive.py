@@ -280,7 +280,8 @@ def archive_run(
     try:
         deadline = time.monotonic() + 150
         while not complete(s3, prefix, policies, data.last_event_ms):
-            assert time.monotonic() < deadline, (worker.log_tail(), get_json(worker.web_port, "/lag.json", None))
+            lag = get_json(worker.web_port, "/lag.json", None) if time.monotonic() >= deadline else None
+            assert time.monotonic() < deadline, (worker.log_tail(), lag)
             assert worker.proc is not None and worker.proc.poll() is None, worker.log_tail()
             if kill_after_files and killed_with < 0:
                 files = [k for k in bucket_keys(s3, prefix) if "/manifests/" not in k]

@@ -2,8 +2,8 @@
 ``send_soon`` record (every table's changelog write) was handed to the Kafka client.
 
 Faust's own flush returns after one 0.1 s wait without progress, with records still buffered; a kill -9 after
-the commit that followed lost those changelog records (the archive's stall after a restart). The fault, a
-hand-off slower than 0.1 s, is injected: the real client cannot be made slow on demand."""
+the commit that followed could lose those changelog records (a table restored older than its offsets). The
+fault, a hand-off slower than 0.1 s, is injected: the real client cannot be made slow on demand."""
 
 from __future__ import annotations
 
