@@ -50,6 +50,7 @@ def register(app: CarryoverApp) -> None:
         aws_region=settings.aws_region,
         kms_key_template=settings.archive_sse_kms_key,
         local_broker=settings.local_broker,
+        fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
         keys=keys,
     )
     service = ArchiveService(

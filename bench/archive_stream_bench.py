@@ -12,8 +12,10 @@ as ``bench.state_bench`` makes it) is drained, alternating and repeated (``--rep
 Both read the canonical topics (route agent → conversation-events → state). Reported per side: events/s
 applied to the state (first to last applied, ``/state/stats`` polled every 0.1 s) and the worker's CPU
 seconds per 1 000 events over that span; for state + archive also **archive complete**: seconds from the
-first applied event until every window of every policy has its manifest (the windows after the traffic's
-last event are closed by idle ticks, ``CARRYOVER_ARCHIVE_IDLE_SECONDS=2``), the **archived messages/s**
+first applied event until every window of every policy has its manifest (the windows of the traffic's last
+event are closed by one tick per partition that the bench sends once the state applied every event, at
+that window's end plus grace: the worker's own idle ticks are off, since a tick at the wall clock would
+close every window from the traffic's months-old event time up to today), the **archived messages/s**
 over that span (messages listed in the manifests' counts), files and MiB written.
 
 Run: ``python -m bench.archive_stream_bench`` (~10 minutes); ``--quick`` for a smoke run.
@@ -31,9 +33,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
+
+from app import local_broker
 from app import topics as topic_names
+from app.archive.closing import tick_headers
 from app.archive.manifest import Manifest, manifest_key
-from app.archive.policy import ArchiveFormat, ArchivePolicy, windows_between
+from app.archive.policy import ArchiveFormat, ArchivePolicy, window_of, windows_between
 from app.dev.simulate.traffic import _UNITS as BUSINESS_UNITS
 from app.state.facts import FactKind, split_key
 from app.state.routing import CANONICAL_TOPIC_HEADER, DictHoldBook, decode_fact, route_record
@@ -125,7 +131,9 @@ def archive_drain(
     bench: Bench, canonical: dict[str, Any], events: int, made: list[ArchivePolicy], root: Path, label: str
 ) -> ArchiveDrain:
     """A state + archive worker drains ``canonical`` and archives it under ``root``."""
-    env = bench.fresh("state,archive", CARRYOVER_ARCHIVE_IDLE_SECONDS="2")
+    # no wall-clock ticks: the traffic's event time is months old, so a tick at "now" would close every
+    # window of every policy up to today (thousands per policy); the bench ticks at the traffic's end instead
+    env = bench.fresh("state,archive", CARRYOVER_ARCHIVE_IDLE_SECONDS="86400")
     bench.topics(env)
     for i, policy in enumerate(made):
         path = bench.work / f"{label}-policy-{i}.json"
@@ -137,6 +145,8 @@ def archive_drain(
     wanted = expected_manifests(made, LAST["ms"])
     try:
         samples = poll_until(worker, lambda s: handled(s) >= events, 900, label)
+        events_topic = env["CARRYOVER_TOPIC_PREFIX"] + topic_names.CONVERSATION_EVENTS
+        asyncio.run(send_ticks(bench.bootstrap, events_topic, end_of_last_windows(made, LAST["ms"])))
         deadline = time.monotonic() + 900
         while not all((root / key).exists() for key in wanted):
             assert time.monotonic() < deadline, f"{label}: manifests missing\n{worker.log_tail()}"
@@ -161,6 +171,25 @@ def archive_drain(
     return ArchiveDrain(
         drain, complete_at - first.at, messages, len(files), sum(p.stat().st_size for p in files) / 2**20
     )
+
+
+def end_of_last_windows(made: list[ArchivePolicy], last_ms: int) -> int:
+    """The event time at which the window of the last event has closed for every policy (end + grace)."""
+    return max(window_of(policy, last_ms).end_ms + policy.grace_ms for policy in made)
+
+
+async def send_ticks(bootstrap: str, topic: str, tick_ms: int) -> None:
+    """One tick at ``tick_ms`` on every partition of ``topic``: what the worker's idle ticker would send,
+    at the traffic's end instead of at the wall clock."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **local_broker.producer_options(True))
+    await producer.start()
+    try:
+        for partition in sorted(await producer.partitions_for(topic)):
+            await producer.send_and_wait(
+                topic, b"", key=None, partition=partition, headers=tick_headers(tick_ms)
+            )
+    finally:
+        await producer.stop()
 
 
 LAST = {"ms": 0}

@@ -95,6 +95,9 @@ class ArchiveConfig:
     aws_region: str
     kms_key_template: str
     local_broker: bool
+    fetch_max_wait_ms: int = 100
+    """Longest wait of one fetch of the re-read consumer (``CARRYOVER_CONSUMER_FETCH_MAX_WAIT_MS``): a close
+    re-reads records that exist, and the local broker holds every fetch for its whole max wait."""
     keys: Callable[[], Any] = field(repr=False, default=lambda: None)
     """Coroutine function giving the tenant keyring (loaded on first close)."""
 
@@ -159,6 +162,7 @@ class ArchiveService(Service):
             group_id=None,
             enable_auto_commit=False,
             max_partition_fetch_bytes=4 * 2**20,
+            fetch_max_wait_ms=self.config.fetch_max_wait_ms,
         )
         await self._reader.start()
         self._producer = AIOKafkaProducer(
@@ -323,8 +327,9 @@ class ArchiveService(Service):
                 if ckey not in members:
                     members.append(ckey)
                     self.table[skey.encode()] = json.dumps(sorted(members)).encode()
+        reread = await self._events_of_closes(partition, step.closes) if step.closes else {}
         for close in step.closes:
-            await self._close(partition, close)
+            await self._close(partition, close, reread)
             progress.pending_deletes.append(_set_key(partition, close.policy.id, close.window.start_ms))
         self.table[pkey] = progress.to_json()
 
@@ -334,8 +339,27 @@ class ArchiveService(Service):
 
     # -- closing -----------------------------------------------------------------------------
 
-    async def _close(self, partition: int, close: Close) -> None:
-        """Archive one window of one partition: files, the partition's part, the manifest when complete."""
+    async def _events_of_closes(
+        self, partition: int, closes: tuple[Close, ...]
+    ) -> dict[str, list[tuple[int, Any]]]:
+        """The events the ``closes`` of one record need, in one re-read (many policies close at once: one
+        re-read each cost a fetch round trip per close): per conversation, (offset, event) in offset order,
+        from the earliest first offset of the closing windows to the closing record."""
+        wanted: set[str] = set()
+        firsts: list[int] = []
+        for close in closes:
+            members = self._members(_set_key(partition, close.policy.id, close.window.start_ms))
+            if members and close.first_offset is not None:
+                wanted.update(members)
+                firsts.append(close.first_offset)
+        if not wanted:
+            return {}
+        through = max(close.through_offset for close in closes)  # the same record for every close of a step
+        return await self._reread(partition, min(firsts), through, wanted)
+
+    async def _close(self, partition: int, close: Close, reread: dict[str, list[tuple[int, Any]]]) -> None:
+        """Archive one window of one partition: files, the partition's part, the manifest when complete.
+        ``reread``: :meth:`_events_of_closes` of the record's closes."""
         policy = close.policy.policy
         window = close.window
         sink = self._sink_for(close)
@@ -344,7 +368,11 @@ class ArchiveService(Service):
         counts: dict[str, dict[str, int]] = {}
         if members and close.first_offset is not None:
             keys = await self._decryption_keys()
-            events = await self._reread(partition, close.first_offset, close.through_offset, set(members))
+            first_offset = close.first_offset
+            events = {
+                ckey: [event for offset, event in reread.get(ckey, []) if offset >= first_offset]
+                for ckey in members
+            }
             for ckey in sorted(members):
                 raw_state = self.table.get(ckey.encode())
                 if raw_state is None:
@@ -411,7 +439,12 @@ class ArchiveService(Service):
         keys = await self._decryption_keys()
         wanted = {e.conversation_key for e in close.late}
         offsets = {e.offset for e in close.late}
-        events = await self._reread(partition, min(offsets), max(offsets), wanted, only=offsets)
+        events = {
+            ckey: [event for _offset, event in found]
+            for ckey, found in (
+                await self._reread(partition, min(offsets), max(offsets), wanted, only=offsets)
+            ).items()
+        }
         delivered: list[SupplementFile] = []
         groups = sorted(
             {(e.window, e.conversation_key) for e in close.late}, key=lambda g: (g[0].start_ms, g[1])
@@ -529,14 +562,15 @@ class ArchiveService(Service):
 
     async def _reread(
         self, partition: int, first: int, through: int, wanted: set[str], only: set[int] | None = None
-    ) -> dict[str, list[Any]]:
-        """The events of the ``wanted`` conversations at offsets ``first``..``through`` of the partition."""
+    ) -> dict[str, list[tuple[int, Any]]]:
+        """The events of the ``wanted`` conversations at offsets ``first``..``through`` of the partition, as
+        (offset, event) per conversation key."""
         reader = self._reader
         assert reader is not None  # on_start ran
         tp = TopicPartition(self.config.events_topic, partition)
         reader.assign([tp])
         reader.seek(tp, first)
-        events: dict[str, list[Any]] = {}
+        events: dict[str, list[tuple[int, Any]]] = {}
         quiet_since = time.monotonic()
         while True:
             batches = await reader.getmany(tp, timeout_ms=500, max_records=5000)
@@ -564,7 +598,8 @@ class ArchiveService(Service):
                     topic = next((v.decode() for k, v in headers if k == CANONICAL_TOPIC_HEADER), "")
                     if topic:
                         try:
-                            events.setdefault(key, []).append(decode_envelope(topic, message.value or b""))
+                            event = decode_envelope(topic, message.value or b"")
+                            events.setdefault(key, []).append((message.offset, event))
                         except StateInputError:
                             pass  # dead-lettered by the state stage: not an event of the conversation
                 if message.offset >= through:
