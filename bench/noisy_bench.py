@@ -24,6 +24,11 @@ partition with the hot tenant's (head-of-line blocking in normalize shows there 
 Targets (issue 14): trickle p99 with the backlog <= 2x the p99 without; backlog drain rate with the trickle
 >= 0.8x its rate alone.
 
+``--latency`` (issue 9, part 7) replaces phase 3 by a trickle at **half the sustained rate**: phase 1 measures
+the sustained rate (the backlog's drain alone), phase 2 runs as above, then every trickling tenant publishes
+at (drain rate / 2) / ``--tenants`` for ``--trickle-seconds``. Latency is also given from the publish call's
+return (the message is with the cloud) to the canonical record: SNS publishes on moto took seconds.
+
 Run: ``python -m bench.noisy_bench`` (~17 minutes here); ``--quick`` for a shorter run; ``--clouds sqs``;
 ``--label before`` names the table (the script prints the git commit and whether ``app/ingest`` had
 uncommitted changes, at the start and at the end of the run).
@@ -263,6 +268,8 @@ class Row:
     staged_p99: float | None = None
     p50: float | None = None
     p99: float | None = None
+    acked_p50: float | None = None  # from the publish call's return
+    acked_p99: float | None = None
     hot_partition_p99: float | None = None
     hot_partition_tenants: int = 0
     rate: float | None = None
@@ -395,10 +402,12 @@ class Bench:
                 return
             sent.acked = time.monotonic()
 
-    async def trickle(self, phase: str, *, seconds: float | None, stop: Callable[[], bool]) -> int:
-        """Every trickling tenant publishes at ``--per-tenant-rate``, spread evenly; until ``seconds`` passed
-        or ``stop()``; returns how many were published."""
-        per_second = self.args.per_tenant_rate * len(self.tenants)
+    async def trickle(
+        self, phase: str, *, seconds: float | None, stop: Callable[[], bool], rate: float | None = None
+    ) -> int:
+        """Every trickling tenant publishes at ``rate`` (default ``--per-tenant-rate``), spread evenly; until
+        ``seconds`` passed or ``stop()``; returns how many were published."""
+        per_second = (rate or self.args.per_tenant_rate) * len(self.tenants)
         start = time.monotonic()
         tasks: list[asyncio.Task[None]] = []
         k = 0
@@ -449,11 +458,18 @@ class Bench:
                 await self.load_backlog()
                 worker, observer = await self.start_worker("backlog-alone")
                 try:
-                    rows.append(await self.backlog_alone(worker, observer))
+                    rows.append(sustained := await self.backlog_alone(worker, observer))
                     rows.append(await self.trickle_alone(worker, observer))
+                    if self.args.latency and sustained.rate:
+                        half = sustained.rate / 2 / len(self.tenants)
+                        rows.append(
+                            await self.trickle_alone(worker, observer, rate=half, name="trickle at half sustained")
+                        )
                 finally:
                     await asyncio.to_thread(worker.stop)
                     await observer.stop()
+                if self.args.latency:
+                    continue
                 await self.load_backlog()
                 worker, observer = await self.start_worker("trickle-and-backlog")
                 try:
@@ -485,23 +501,29 @@ class Bench:
         cpu1, t1 = cpu_seconds(pid), time.monotonic()
         return 100 * (cpu1 - cpu0) / (t1 - t0) if t1 > t0 else None
 
-    async def trickle_alone(self, worker: Worker, observer: Observer) -> Row:
-        """After a warm-up round, the trickle alone for ``--trickle-seconds``."""
+    async def trickle_alone(
+        self, worker: Worker, observer: Observer, *, rate: float | None = None, name: str = "trickle alone"
+    ) -> Row:
+        """After a warm-up round, the trickle alone for ``--trickle-seconds`` (each tenant at ``rate``,
+        default ``--per-tenant-rate``)."""
         observer.drain = None
-        warm = f"warm-up-{self.runs}"
-        await self.trickle(warm, seconds=1 / self.args.per_tenant_rate, stop=lambda: False)
+        rate = rate or self.args.per_tenant_rate
+        warm = f"warm-up-{name}-{self.runs}"
+        await self.trickle(warm, seconds=max(1.0, 1 / rate), stop=lambda: False, rate=rate)
         await self.wait_arrivals(warm, 60)
-        phase = f"trickle-alone-{self.runs}"
+        phase = f"{name}-{self.runs}"
         load = MachineLoad()
         assert worker.proc is not None
         cpu0, t0 = cpu_seconds(worker.proc.pid), time.monotonic()
-        await self.trickle(phase, seconds=self.args.trickle_seconds, stop=lambda: False)
+        await self.trickle(phase, seconds=self.args.trickle_seconds, stop=lambda: False, rate=rate)
         await self.wait_arrivals(phase, 60)
         cpu = 100 * (cpu_seconds(worker.proc.pid) - cpu0) / (time.monotonic() - t0)
-        row = self.trickle_row("trickle alone", phase, None, load.line())
+        label = name if rate == self.args.per_tenant_rate else f"{name} ({rate * len(self.tenants):.0f}/s)"
+        row = self.trickle_row(label, phase, None, load.line())
         row.worker_cpu = cpu
         say(
-            f"{self.cloud}: trickle alone: p50 {row.p50 or 0:.0f} ms, p99 {row.p99 or 0:.0f} ms "
+            f"{self.cloud}: {label}: p50 {row.p50 or 0:.0f} ms, p99 {row.p99 or 0:.0f} ms; from the publish "
+            f"call's return p50 {row.acked_p50 or 0:.0f} ms, p99 {row.acked_p99 or 0:.0f} ms "
             f"({row.trickle} messages)"
         )
         return row
@@ -572,6 +594,7 @@ class Bench:
             return sorted(v * 1000 for v in values)
 
         latency = ms([s.canonical - s.published for s in arrived if s.canonical is not None])
+        after_ack = ms([s.canonical - s.acked for s in arrived if s.canonical is not None and s.acked])
         staged = ms([s.staged - s.published for s in counted if s.staged is not None])
         publish = ms([s.acked - s.published for s in counted if s.acked is not None])
         hot = [s for s in arrived if s.partition in hot_parts]
@@ -587,6 +610,8 @@ class Bench:
             staged_p99=percentile(staged, 99),
             p50=percentile(latency, 50),
             p99=percentile(latency, 99),
+            acked_p50=percentile(after_ack, 50),
+            acked_p99=percentile(after_ack, 99),
             hot_partition_p99=percentile(hot_latency, 99) if hot_latency else None,
             hot_partition_tenants=len({s.tenant for s in hot}),
             load=load,
@@ -608,14 +633,15 @@ def table(rows: list[Row]) -> str:
     """The rows as a Markdown table."""
     out = [
         "| cloud | phase | backlog | trickle msgs (missing) | publish call p99 ms | -> staging p50 / p99 ms "
-        "| -> canonical p50 ms | -> canonical p99 ms | hot-partition p99 ms | backlog publ./s "
-        "(landed/s) | worker CPU % | machine CPU % / load avg |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| -> canonical p50 ms | -> canonical p99 ms | publish returned -> canonical p50 / p99 ms "
+        "| hot-partition p99 ms | backlog publ./s (landed/s) | worker CPU % | machine CPU % / load avg |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         trickle = f"{r.trickle} ({r.missing})" if r.trickle else "-"
         staged = f"{fmt(r.staged_p50)} / {fmt(r.staged_p99)}" if r.trickle else "-"
         rate = f"{fmt(r.rate)} ({fmt(r.landed_rate)})" if r.rate is not None else "-"
+        acked = f"{fmt(r.acked_p50)} / {fmt(r.acked_p99)}" if r.trickle else "-"
         hot = (
             f"{fmt(r.hot_partition_p99)} ({r.hot_partition_tenants} tenants)"
             if r.hot_partition_tenants
@@ -623,7 +649,7 @@ def table(rows: list[Row]) -> str:
         )
         out.append(
             f"| {r.cloud} | {r.phase} | {r.backlog or '-'} | {trickle} | {fmt(r.publish_p99)} | {staged} | "
-            f"{fmt(r.p50)} | {fmt(r.p99)} | {hot} | {rate} | {fmt(r.worker_cpu)} | {r.load} |"
+            f"{fmt(r.p50)} | {fmt(r.p99)} | {acked} | {hot} | {rate} | {fmt(r.worker_cpu)} | {r.load} |"
         )
     return "\n".join(out)
 
@@ -636,6 +662,13 @@ def verdicts(rows: list[Row]) -> list[str]:
         alone = [r for r in mine if r.phase == "trickle alone"]
         solo = [r for r in mine if r.phase == "backlog alone"]
         mixed = [r for r in mine if r.phase == "trickle + backlog"]
+        for half in (r for r in mine if r.phase.startswith("trickle at half sustained")):
+            lines.append(
+                f"* {cloud}: {half.phase}: publish -> canonical p99 {fmt(half.p99)} ms, from the publish call's "
+                f"return {fmt(half.acked_p99)} ms (issue 9 target < 500 ms)"
+            )
+        if not mixed:
+            continue
         p99s, drains = [], []
         for a, s, m in zip(alone, solo, mixed, strict=False):
             if a.p99 and m.p99:
@@ -687,6 +720,11 @@ def main(argv: list[str] | None = None) -> int:
         "--sqs-backlog", type=int, default=1_000, help="moto drains one queue at ~10-15 msg/s here"
     )
     parser.add_argument("--repeats", type=int, default=1, help="the three phases, this many times per cloud")
+    parser.add_argument(
+        "--latency",
+        action="store_true",
+        help="issue 9 part 7: after the trickle alone, a trickle at half the sustained rate; no phase 3",
+    )
     parser.add_argument("--quick", action="store_true", help="backlogs 5000 / 1000, 20 s of trickle alone")
     args = parser.parse_args(argv)
     if args.quick:
