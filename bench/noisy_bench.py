@@ -462,9 +462,8 @@ class Bench:
                     rows.append(await self.trickle_alone(worker, observer))
                     if self.args.latency and sustained.rate:
                         half = sustained.rate / 2 / len(self.tenants)
-                        rows.append(
-                            await self.trickle_alone(worker, observer, rate=half, name="trickle at half sustained")
-                        )
+                        name = "trickle at half sustained"
+                        rows.append(await self.trickle_alone(worker, observer, rate=half, name=name))
                 finally:
                     await asyncio.to_thread(worker.stop)
                     await observer.stop()
@@ -664,8 +663,8 @@ def verdicts(rows: list[Row]) -> list[str]:
         mixed = [r for r in mine if r.phase == "trickle + backlog"]
         for half in (r for r in mine if r.phase.startswith("trickle at half sustained")):
             lines.append(
-                f"* {cloud}: {half.phase}: publish -> canonical p99 {fmt(half.p99)} ms, from the publish call's "
-                f"return {fmt(half.acked_p99)} ms (issue 9 target < 500 ms)"
+                f"* {cloud}: {half.phase}: publish -> canonical p99 {fmt(half.p99)} ms, from the publish "
+                f"call's return {fmt(half.acked_p99)} ms (issue 9 target < 500 ms)"
             )
         if not mixed:
             continue
