@@ -337,6 +337,30 @@ class Settings:
         "Ack deadline (s) for pulled messages; in-flight messages are extended at half of it.",
         int,
     )
+    pubsub_idle_backoff_seconds: float = setting(
+        "CARRYOVER_PUBSUB_IDLE_BACKOFF_SECONDS",
+        1.0,
+        "Longest wait between two pulls of a subscription that brought no message for "
+        "CARRYOVER_PUBSUB_ACTIVE_SECONDS (an empty pull waits 50 ms doubling up to it): a quiet tenant's "
+        "first message can wait this long. Each idle subscription costs about 1/this empty pulls per second.",
+        float,
+    )
+    pubsub_active_backoff_seconds: float = setting(
+        "CARRYOVER_PUBSUB_ACTIVE_BACKOFF_SECONDS",
+        0.2,
+        "Longest wait between two pulls of a subscription that brought messages within "
+        "CARRYOVER_PUBSUB_ACTIVE_SECONDS: the most a publishing tenant's message waits in its subscription "
+        "(Pub/Sub's REST pull does not hold the request for the emulator, so carryover pulls again). Each "
+        "active subscription with nothing waiting costs about 1/this empty pulls per second.",
+        float,
+    )
+    pubsub_active_seconds: float = setting(
+        "CARRYOVER_PUBSUB_ACTIVE_SECONDS",
+        60.0,
+        "How long after its last message a subscription counts as active "
+        "(CARRYOVER_PUBSUB_ACTIVE_BACKOFF_SECONDS applies).",
+        float,
+    )
     test_fail_every_nth_send: int = setting(
         "CARRYOVER_TEST_FAIL_EVERY_NTH_SEND",
         0,
@@ -390,6 +414,12 @@ class Settings:
             raise SettingsError(
                 f"CARRYOVER_ARCHIVE_IDLE_SECONDS={self.archive_idle_seconds}: use more than 0"
             )
+        for name, value in (
+            ("CARRYOVER_PUBSUB_IDLE_BACKOFF_SECONDS", self.pubsub_idle_backoff_seconds),
+            ("CARRYOVER_PUBSUB_ACTIVE_BACKOFF_SECONDS", self.pubsub_active_backoff_seconds),
+        ):
+            if not 0.05 <= value <= 60:
+                raise SettingsError(f"{name}={value}: use 0.05 to 60 seconds (50 ms is the first back-off)")
         if self.consumer_fetch_max_wait_ms < 1:
             raise SettingsError(
                 f"CARRYOVER_CONSUMER_FETCH_MAX_WAIT_MS={self.consumer_fetch_max_wait_ms}: use 1 or more"

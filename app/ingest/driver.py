@@ -86,30 +86,40 @@ class Outcome(enum.Enum):
 
 @dataclass(frozen=True)
 class Pace:
-    """A source's back-off state (seconds): after empty receives, after failed ones."""
+    """A source's back-off state (seconds): after empty receives, after failed ones; and the monotonic time
+    of its last receive that brought messages (``-inf``: none yet)."""
 
     idle: float = 0.0
     error: float = 0.0
+    received: float = float("-inf")
 
 
-def next_turn(pace: Pace, outcome: Outcome, schedule: Schedule) -> tuple[float | None, Pace]:
+def next_turn(pace: Pace, outcome: Outcome, schedule: Schedule, now: float) -> tuple[float | None, Pace]:
     """The delay before the source's next receive (None: no next one) and its new back-off state.
 
-    Messages: at once. Empty: 50 ms doubling up to ``idle_backoff_max`` (0 = at once, for long polls).
-    Failed: 1 s doubling up to ``error_backoff_max``. A successful receive resets the error back-off,
-    messages reset the idle one. Held (staging admission): ``HOLD_SECONDS``, back-offs kept. Crashed: 1 s,
-    back-offs kept. Gone: never.
+    Messages: at once. Empty: 50 ms doubling up to a cap (0 = at once, for long polls): the cap is
+    ``active_backoff_max`` while the source brought messages within the last ``active_seconds`` (a tenant
+    that is publishing is looked at often: its next message waits at most that long), ``idle_backoff_max``
+    after (a quiet source costs few empty receives). Failed: 1 s doubling up to ``error_backoff_max``. A
+    successful receive resets the error back-off, messages reset the idle one. Held (staging admission):
+    ``HOLD_SECONDS``, back-offs kept. Crashed: 1 s, back-offs kept. Gone: never.
     """
     if outcome is Outcome.RECEIVED:
-        return 0.0, Pace()
+        return 0.0, Pace(received=now)
     if outcome is Outcome.HELD:
         return HOLD_SECONDS, pace
     if outcome is Outcome.EMPTY:
-        idle = min(max(IDLE_BACKOFF_FIRST, pace.idle * 2), schedule.idle_backoff_max)
-        return idle, Pace(idle, 0.0)
+        active = now - pace.received < schedule.active_seconds
+        cap = (
+            schedule.idle_backoff_max
+            if schedule.active_backoff_max is None or not active
+            else min(schedule.active_backoff_max, schedule.idle_backoff_max)
+        )
+        idle = min(max(IDLE_BACKOFF_FIRST, pace.idle * 2), cap)
+        return idle, Pace(idle, 0.0, pace.received)
     if outcome is Outcome.FAILED:
         error = min(max(ERROR_BACKOFF_FIRST, pace.error * 2), schedule.error_backoff_max)
-        return error, Pace(pace.idle, error)
+        return error, Pace(pace.idle, error, pace.received)
     if outcome is Outcome.CRASHED:
         return CRASH_DELAY, pace
     return None, pace
@@ -358,7 +368,7 @@ class IngestDriver(Generic[M]):
             state.stats.last_error = f"receiver: {exc!r}"
             log.exception("%s: a turn for %s failed; next turn in 1 s", self.port.label, state.source.name)
             outcome = Outcome.CRASHED
-        delay, state.pace = next_turn(state.pace, outcome, self.schedule)
+        delay, state.pace = next_turn(state.pace, outcome, self.schedule, time.monotonic())
         return delay
 
     async def _turn(self, state: SourceState) -> Outcome:

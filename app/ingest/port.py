@@ -77,6 +77,8 @@ class Schedule:
     pullers: int = 0  # 0: one task per source (long polls); N: a pool of N tasks taking sources in turn
     receive_slots: int = 1024  # receives running at once
     idle_backoff_max: float = 0.0  # an empty receive waits 50 ms doubling up to this (0: at once)
+    active_backoff_max: float | None = None  # the cap instead, within active_seconds of messages (None: same)
+    active_seconds: float = 60.0
     error_backoff_max: float = 30.0  # a failed receive waits 1 s doubling up to this
     discovery_interval: float = 30.0
     deadline: int = 30  # seconds one extension grants

@@ -24,14 +24,19 @@ from app.settings import load
 
 POLL = Schedule(max_messages=10, idle_backoff_max=0.0, error_backoff_max=30.0)
 POOL = Schedule(max_messages=50, pullers=4, idle_backoff_max=1.0, error_backoff_max=30.0)
+ACTIVE = Schedule(
+    max_messages=50, pullers=4, idle_backoff_max=1.0, active_backoff_max=0.2, active_seconds=60.0
+)
+NOW = 1000.0
 
 
 @pytest.mark.parametrize(
     ("schedule", "pace", "outcome", "delay", "after"),
     [
         # messages: at once, both back-offs reset
-        (POOL, Pace(0.4, 8.0), Outcome.RECEIVED, 0.0, Pace(0.0, 0.0)),
-        (POLL, Pace(0.0, 2.0), Outcome.RECEIVED, 0.0, Pace(0.0, 0.0)),
+        (POOL, Pace(0.4, 8.0), Outcome.RECEIVED, 0.0, Pace(0.0, 0.0, NOW)),
+        (POLL, Pace(0.0, 2.0), Outcome.RECEIVED, 0.0, Pace(0.0, 0.0, NOW)),
+        (ACTIVE, Pace(1.0, 0.0, NOW - 500), Outcome.RECEIVED, 0.0, Pace(0.0, 0.0, NOW)),
         # empty: 50 ms doubling up to the idle cap; a long poll (cap 0) receives again at once
         (POOL, Pace(), Outcome.EMPTY, 0.05, Pace(0.05, 0.0)),
         (POOL, Pace(0.05, 0.0), Outcome.EMPTY, 0.1, Pace(0.1, 0.0)),
@@ -39,8 +44,25 @@ POOL = Schedule(max_messages=50, pullers=4, idle_backoff_max=1.0, error_backoff_
         (POOL, Pace(0.1, 4.0), Outcome.EMPTY, 0.2, Pace(0.2, 0.0)),
         (POLL, Pace(), Outcome.EMPTY, 0.0, Pace(0.0, 0.0)),
         (POLL, Pace(0.0, 16.0), Outcome.EMPTY, 0.0, Pace(0.0, 0.0)),
-        # failed: 1 s doubling up to the error cap, idle kept
+        (POOL, Pace(0.8, 0.0, NOW - 1), Outcome.EMPTY, 1.0, Pace(1.0, 0.0, NOW - 1)),  # no active cap set
+        # a source that brought messages within active_seconds is looked at again within the active cap
+        (ACTIVE, Pace(0.0, 0.0, NOW), Outcome.EMPTY, 0.05, Pace(0.05, 0.0, NOW)),
+        (ACTIVE, Pace(0.1, 0.0, NOW - 5), Outcome.EMPTY, 0.2, Pace(0.2, 0.0, NOW - 5)),
+        (ACTIVE, Pace(0.2, 0.0, NOW - 59.9), Outcome.EMPTY, 0.2, Pace(0.2, 0.0, NOW - 59.9)),
+        # ... and after active_seconds without messages it backs off to the idle cap
+        (ACTIVE, Pace(0.2, 0.0, NOW - 60), Outcome.EMPTY, 0.4, Pace(0.4, 0.0, NOW - 60)),
+        (ACTIVE, Pace(0.8, 0.0, NOW - 600), Outcome.EMPTY, 1.0, Pace(1.0, 0.0, NOW - 600)),
+        (ACTIVE, Pace(0.4, 0.0), Outcome.EMPTY, 0.8, Pace(0.8, 0.0)),  # never brought any
+        # a source that turns active drops from the idle back-off to the active cap at once
+        (
+            ACTIVE,
+            Pace(1.0, 0.0, NOW - 1),
+            Outcome.EMPTY,
+            0.2,
+            Pace(0.2, 0.0, NOW - 1),
+        ),  # failed: 1 s doubling up to the error cap, idle kept
         (POOL, Pace(0.2, 0.0), Outcome.FAILED, 1.0, Pace(0.2, 1.0)),
+        (ACTIVE, Pace(0.2, 0.0, NOW - 1), Outcome.FAILED, 1.0, Pace(0.2, 1.0, NOW - 1)),
         (POOL, Pace(0.0, 1.0), Outcome.FAILED, 2.0, Pace(0.0, 2.0)),
         (POLL, Pace(0.0, 16.0), Outcome.FAILED, 30.0, Pace(0.0, 30.0)),
         (POLL, Pace(0.0, 30.0), Outcome.FAILED, 30.0, Pace(0.0, 30.0)),
@@ -53,7 +75,7 @@ POOL = Schedule(max_messages=50, pullers=4, idle_backoff_max=1.0, error_backoff_
 def test_next_turn(
     schedule: Schedule, pace: Pace, outcome: Outcome, delay: float | None, after: Pace
 ) -> None:
-    assert next_turn(pace, outcome, schedule) == (delay, after)
+    assert next_turn(pace, outcome, schedule, NOW) == (delay, after)
 
 
 @pytest.mark.parametrize(
