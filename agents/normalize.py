@@ -28,19 +28,82 @@ from faust import StreamT
 from faust.types import TP
 
 from app.agent_guard import send_until_accepted
+from app.normalize.batch_stage import NAME as BATCH_STAGE_NAME
+from app.normalize.batch_stage import NormalizeBatchStage, seen_changelog_topic
 from app.normalize.dedupe import SeenMarks, key_partition
-from app.normalize.mapping.pipeline import publication_id
-from app.normalize.normalizer import REASON_AGENT_ERROR, REASON_SEND_FAILED
+from app.normalize.normalizer import REASON_SEND_FAILED
 from app.normalize.runtime import NormalizeRuntime
+from app.normalize.step import normalize_staging_record
+from app.ops.lag_monitor import client_options
 
 if TYPE_CHECKING:
-    from app.faust_app import CarryoverApp, CarryoverProducer
+    from app.faust_app import CarryoverApp, CarryoverConsumer, CarryoverProducer
 
 log = logging.getLogger(__name__)
 
 
 def register(app: CarryoverApp) -> None:
-    """Add the normalize agent, its dedupe window and its timers to ``app``."""
+    """Add the normalize stage (the batch service or the agent, ``CARRYOVER_NORMALIZE_PATH``) and its
+    timers to ``app``."""
+    runtime = NormalizeRuntime(app.carryover)
+    if app.carryover.normalize_path == "batch":
+        register_batch_stage(app, runtime)
+    else:
+        register_agent(app, runtime)
+
+    @app.every(max(1.0, min(10.0, app.carryover.key_cache_ttl / 4)))
+    async def refresh_tenant_keys() -> None:
+        """Reload tenant keys when half their TTL passed or a lookup missed (a new tenant or key)."""
+        if runtime.keyring is not None and await runtime.keyring.ensure_fresh():
+            log.info("tenant keys reloaded")
+
+    @app.every(30.0)
+    async def log_normalize_progress() -> None:
+        """One line every 30 s: what normalize did so far."""
+        if runtime.normalizer is not None:
+            s = runtime.normalizer.stats
+            log.info(
+                "normalize: %d staging records -> %d canonical, %d dead-lettered, %d duplicates dropped",
+                s.records,
+                s.canonical,
+                s.dead_lettered,
+                s.duplicates,
+            )
+
+
+def register_batch_stage(app: CarryoverApp, runtime: NormalizeRuntime) -> None:
+    """The batch service (:mod:`app.normalize.batch_stage`): staging stays subscribed in the app's group
+    (Faust assigns it and the offsets are the group's), but the service, not Faust's fetcher, reads it."""
+    settings, topics = app.carryover, app.streams
+    staging = topics.staging.get_topic_name()
+    app.topics.add(topics.staging)  # subscribed: Faust's assignor assigns it; never fetched by Faust
+    app.externally_read_topics.add(staging)
+    stage = NormalizeBatchStage(
+        normalizer=runtime.ready,
+        client_options=client_options(app),
+        staging_topic=staging,
+        dead_letter_topic=topics.dead_letters.get_topic_name(),
+        canonical_topics={name: topic.get_topic_name() for name, topic in topics.canonical.items()},
+        seen_changelog=seen_changelog_topic(app.conf.id),
+        group_id=app.conf.id,
+        dedupe_window=float(settings.dedupe_window_seconds),
+        partitions=topics.staging.partitions or 1,
+        replicas=settings.topic_replicas,
+        local=settings.local_broker,
+        max_request_size=settings.kafka_max_record_bytes,
+        fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
+        commit=cast("CarryoverConsumer", app.consumer).commit_offsets,
+    )
+    app.partition_listeners.append(stage)
+    app.stage_readers[BATCH_STAGE_NAME] = (staging,)
+    app.readiness_checks.append(stage.readiness)
+    app.counters["normalize"] = stage.counters
+
+    app.task(stage.start)  # once the app has started: connect, then read what Faust assigned meanwhile
+
+
+def register_agent(app: CarryoverApp, runtime: NormalizeRuntime) -> None:
+    """The normalize agent, its dedupe window and its timers."""
     settings, topics = app.carryover, app.streams
     window = float(settings.dedupe_window_seconds)
     marks = SeenMarks(window) if window > 0 else None
@@ -99,7 +162,6 @@ def register(app: CarryoverApp) -> None:
             for partition, key in marks.expire():
                 await app.producer.send(changelog, orjson.dumps(key), None, partition, None, None)
 
-    runtime = NormalizeRuntime(settings)
     app.counters["normalize"] = lambda: asdict(runtime.normalizer.stats) if runtime.normalizer else {}
 
     @app.agent(topics.staging, concurrency=1, name="agents.normalize.normalize")
@@ -122,30 +184,22 @@ def register(app: CarryoverApp) -> None:
             headers = [(k, bytes(v)) for k, v in (message.headers or [])]
             partition = message.partition
             origin = f"{message.topic}/{partition}/{message.offset}"
-            marker = message.offset + 1  # where this record sits in its staging partition (0 = never seen)
-            at = message.timestamp  # staging record time, seconds
-            source_id = ""
-            try:
-                source_id = publication_id(dict(headers))
-                if marks is not None and source_id:
-                    if not marks.loaded(partition):
-                        load(partition)
-                    if marks.is_duplicate(partition, source_id, marker, at):
-                        normalizer.stats.duplicates += 1
-                        continue
-                outgoing = normalizer.process(message.key, message.value, headers, origin)
-            except Exception as exc:  # noqa: BLE001 - the guard: this event becomes its dead letter
-                log.exception("normalize failed on %s; it is dead-lettered (agent_error)", origin)
-                outgoing = [
-                    normalizer.dead_letter(
-                        message.key,
-                        message.value,
-                        headers,
-                        REASON_AGENT_ERROR,
-                        f"{type(exc).__name__} in the normalize agent; see the worker log at {origin}",
-                        origin,
-                    )
-                ]
+            if marks is not None and not marks.loaded(partition):
+                load(partition)
+            step = normalize_staging_record(
+                normalizer,
+                marks,
+                message.key,
+                message.value,
+                headers,
+                partition=partition,
+                offset=message.offset,
+                at=message.timestamp,
+                origin=origin,
+            )
+            if step.duplicate:
+                continue
+            source_id, outgoing = step.source_id, step.outgoing
             dead_lettered = False
             for out in outgoing:
                 dead_lettered = dead_lettered or out.dead_letter
@@ -169,24 +223,5 @@ def register(app: CarryoverApp) -> None:
                     break
             if marks is not None and source_id and not dead_lettered:
                 # a dead letter may be replayed after a fix: not remembered
-                if marks.remember(partition, source_id, marker, at):
+                if marks.remember(partition, source_id, message.offset + 1, message.timestamp):
                     await write_batches()  # a full batch: written now, flushed before the next commit
-
-    @app.every(max(1.0, min(10.0, settings.key_cache_ttl / 4)))
-    async def refresh_tenant_keys() -> None:
-        """Reload tenant keys when half their TTL passed or a lookup missed (a new tenant or key)."""
-        if runtime.keyring is not None and await runtime.keyring.ensure_fresh():
-            log.info("tenant keys reloaded")
-
-    @app.every(30.0)
-    async def log_normalize_progress() -> None:
-        """One line every 30 s: what normalize did so far."""
-        if runtime.normalizer is not None:
-            s = runtime.normalizer.stats
-            log.info(
-                "normalize: %d staging records -> %d canonical, %d dead-lettered, %d duplicates dropped",
-                s.records,
-                s.canonical,
-                s.dead_lettered,
-                s.duplicates,
-            )

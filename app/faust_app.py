@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
@@ -136,6 +136,27 @@ class CarryoverConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         consumer._fetch_max_wait_ms = settings.consumer_fetch_max_wait_ms  # read by start()'s Fetcher
         return consumer
 
+    async def _fetch_records(
+        self,
+        consumer: Any,
+        active_partitions: set[TP],
+        timeout: float | None = None,  # noqa: ASYNC109 - Faust's signature
+        max_records: int | None = None,
+    ) -> Any:
+        """Faust's fetch, without the topics a service of the app reads itself
+        (:attr:`CarryoverApp.externally_read_topics`): they stay subscribed, so Faust's assignor still
+        assigns them and offsets are committed in the app's group, but their records are never fetched
+        here (paused in the client, so not even prefetched). Runs in the consumer's thread."""
+        external: set[str] = self.app.externally_read_topics  # type: ignore[attr-defined]
+        if external:
+            held = {tp for tp in consumer.assignment() if tp.topic in external}
+            if held - consumer.paused():
+                consumer.pause(*held)
+            active_partitions = {tp for tp in active_partitions if tp.topic not in external}
+        return await super()._fetch_records(
+            consumer, active_partitions, timeout=timeout, max_records=max_records
+        )
+
 
 class CarryoverConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer with :class:`CarryoverConsumerThread`, whose seek back to the committed
@@ -165,6 +186,24 @@ class CarryoverConsumer(faust_aiokafka.Consumer):
             )
             await self._thread.seek_to_beginning(*unset)  # noqa: SLF001 - Faust has no public delegate
         return committed
+
+    async def commit_offsets(self, offsets: Mapping[TP, int]) -> bool:
+        """Commit ``offsets`` of partitions a service of the app reads itself (after flushing the producer,
+        as Faust does); False when they are no longer assigned to this worker or the group rebalanced."""
+        return bool(await self._commit_offsets({TP(tp.topic, tp.partition): o for tp, o in offsets.items()}))
+
+
+class PartitionListener(Protocol):
+    """A service that reads partitions Faust assigns (:attr:`CarryoverApp.partition_listeners`)."""
+
+    async def on_revoked(self, revoked: set[TP]) -> None:
+        """Faust is about to give ``revoked`` up: finish and commit what was read of them."""
+
+    async def on_assigned(self, assigned: set[TP]) -> None:
+        """Faust assigned ``assigned`` (the whole new assignment)."""
+
+    async def drain(self) -> None:
+        """The worker stops: finish and commit what was read, stop reading."""
 
 
 class CarryoverTransport(faust_aiokafka.Transport):
@@ -226,6 +265,36 @@ class CarryoverApp(faust.App):
         """Each stage's counters by name (exported as ``carryover_<stage>_records_total``)."""
         self.lag_monitor: LagMonitor | None = None
         """The worker's lag monitor (``app.ops.register``)."""
+        self.externally_read_topics: set[str] = set()
+        """Topics subscribed in the app's group whose records a service reads itself, not Faust's fetcher."""
+        self.partition_listeners: list[PartitionListener] = []
+        """Services told of revocations (awaited before Faust gives partitions up), assignments and stop."""
+        self.stage_readers: dict[str, tuple[str, ...]] = {}
+        """Services reading topics in the app's group, by name: the lag page shows them as it shows agents."""
+
+    async def _on_partitions_revoked(self, revoked: set[TP]) -> None:
+        for listener in self.partition_listeners:
+            try:
+                await listener.on_revoked(revoked)
+            except Exception:  # noqa: BLE001 - what was not committed is read again by the next owner
+                log.exception("a partition listener failed on revoke")
+        await super()._on_partitions_revoked(revoked)
+
+    async def _on_partitions_assigned(self, assigned: set[TP], generation_id: int = 0) -> None:
+        await super()._on_partitions_assigned(assigned, generation_id)
+        if self.should_stop:
+            return
+        for listener in self.partition_listeners:
+            await listener.on_assigned(assigned)
+
+    async def on_stop(self) -> None:
+        """Drain the partition listeners (they commit through the consumer), then Faust's own stop."""
+        for listener in self.partition_listeners:
+            try:
+                await listener.drain()
+            except Exception:  # noqa: BLE001 - what was not committed is read again after the restart
+                log.exception("a partition listener failed to drain")
+        await super().on_stop()
 
     async def on_first_start(self) -> None:
         """Create the catalog's topics (catalog partitions and configs) before any agent or source writes.

@@ -42,6 +42,16 @@ def _csv(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+NORMALIZE_PATHS = ("batch", "agent")
+
+
+def _normalize_path(raw: str) -> str:
+    value = raw.strip().lower()
+    if value not in NORMALIZE_PATHS:
+        raise ValueError(f"expected one of {', '.join(NORMALIZE_PATHS)}, got {raw!r}")
+    return value
+
+
 def _roles(raw: str) -> tuple[str, ...]:
     roles = _csv(raw)
     unknown = [role for role in roles if role not in ROLES]
@@ -261,6 +271,14 @@ class Settings:
         "How long (staging record time) a source message id is remembered to drop redelivered duplicates; "
         "0 turns dedupe off (consumers then rely on the deterministic ce_id).",
         int,
+    )
+    normalize_path: str = setting(
+        "CARRYOVER_NORMALIZE_PATH",
+        "batch",
+        "How the normalize role reads staging: batch (a service in the worker: fetch a batch, normalize, "
+        "send, await every ack, commit; faster, bench/README.md) or agent (a Faust agent, one event at a "
+        "time). Both keep the same guarantees, dedupe window and lag page entry.",
+        _normalize_path,
     )
     # --- Ingestion -----------------------------------------------------------------------------
     sqs_queue_prefix: str = setting(

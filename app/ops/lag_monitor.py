@@ -180,12 +180,15 @@ class LagMonitor(Service):
         self._admin: AIOKafkaAdminClient | None = None
 
     def subscriptions(self) -> list[AgentSubscription]:
-        """The app's agents and the topics each reads, in the app's own consumer group."""
+        """The app's agents (and services reading in its group) and the topics each reads, in the app's own
+        consumer group."""
         subs = []
         for agent in self.app.agents.values():
             topics = tuple(sorted(agent.get_topic_names()))
             if topics:
                 subs.append(AgentSubscription(agent.name, self.app.conf.id, topics))
+        for name, topics in getattr(self.app, "stage_readers", {}).items():  # services reading in the group
+            subs.append(AgentSubscription(name, self.app.conf.id, tuple(sorted(topics))))
         return subs
 
     async def on_start(self) -> None:

@@ -18,9 +18,14 @@ def services(app: object) -> list[str]:
 
 
 def test_each_role_adds_its_agents_or_services() -> None:
-    normalize = create_app(load({"CARRYOVER_ROLES": "normalize"}))
-    assert [agent.name for agent in normalize.agents.values()] == ["agents.normalize.normalize"]
-    assert services(normalize) == ["LagMonitor"]
+    normalize = create_app(load({"CARRYOVER_ROLES": "normalize"}))  # the batch stage by default
+    assert list(normalize.agents) == [] and services(normalize) == ["LagMonitor"]
+    assert list(normalize.stage_readers) == ["normalize.batch"]
+    assert [type(s).__name__ for s in normalize.partition_listeners] == ["NormalizeBatchStage"]
+    assert normalize.externally_read_topics == {"legacy.staging.v1"}
+    agent = create_app(load({"CARRYOVER_ROLES": "normalize", "CARRYOVER_NORMALIZE_PATH": "agent"}))
+    assert [a.name for a in agent.agents.values()] == ["agents.normalize.normalize"]
+    assert agent.stage_readers == {} and agent.partition_listeners == [] and not agent.externally_read_topics
     ingest = create_app(load({"CARRYOVER_ROLES": "ingest"}))
     assert list(ingest.agents) == [] and services(ingest) == ["IngestService", "LagMonitor"]
     state = create_app(load({"CARRYOVER_ROLES": "state"}))
