@@ -64,8 +64,11 @@ from bench.normalize_variants import SEEN_CHANGELOG, cpu_ticks
 REPO = Path(__file__).resolve().parents[1]
 QUIX_VENV = REPO / ".venv-quix"
 QUIX_PINS = ["quixstreams==3.28.1", "confluent-kafka==2.12.2"]
-VARIANTS = ("carryover", "aiokafka", "quix", "before")
-"""``before``: carryover's worker from another tree (``--before-tree``), e.g. the commit before a change."""
+VARIANTS = ("carryover", "aiokafka", "quix", "carryover-agent", "before")
+"""``carryover``: the worker with its default normalize path (the batch stage); ``carryover-agent``: the same
+worker with ``CARRYOVER_NORMALIZE_PATH=agent``; ``before``: carryover's worker from another tree
+(``--before-tree``), e.g. the commit before a change."""
+FAUST_VARIANTS = ("carryover", "carryover-agent", "before")
 BEFORE_TREE: list[Path] = []
 READER_FETCH_WAIT_MS = 20
 """Fetch wait of the benchmark's reader of the output topics (aiokafka's default 500 adds up to that)."""
@@ -138,6 +141,8 @@ def variant_command(variant: str) -> tuple[list[str], Path]:
     """The process that runs ``variant`` and its working directory (whose ``app`` it imports)."""
     if variant == "before":
         return [sys.executable, "-m", "bench.normalize_variants", "carryover"], BEFORE_TREE[0]
+    if variant == "carryover-agent":
+        return [sys.executable, "-m", "bench.normalize_variants", "carryover"], REPO
     python = str(ensure_quix_venv()) if variant == "quix" else sys.executable
     return [python, "-m", "bench.normalize_variants", variant], REPO
 
@@ -276,7 +281,9 @@ async def run_variant(
         "CARRYOVER_ROLES": "normalize",
         "CARRYOVER_DEDUPE_WINDOW_SECONDS": "3600" if dedupe else "0",
     }
-    n = workers if variant in ("carryover", "before") else 1
+    if variant == "carryover-agent":
+        proc_env["CARRYOVER_NORMALIZE_PATH"] = "agent"
+    n = workers if variant in FAUST_VARIANTS else 1
     log_paths = [log_dir / f"{prefix}{i}.log" for i in range(n)]
     procs = []
     for i, path in enumerate(log_paths):
@@ -362,7 +369,8 @@ async def run_variant(
 
 
 NAMES = {
-    "carryover": "carryover (Faust agent)",
+    "carryover": "carryover (batch stage, the default)",
+    "carryover-agent": "carryover (Faust agent)",
     "aiokafka": "(a) aiokafka loop",
     "quix": "(b) Quix Streams",
     "before": "carryover, --before-tree",

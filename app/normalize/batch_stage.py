@@ -27,6 +27,7 @@ service does the same work a batch at a time, with the same guarantees:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -49,7 +50,7 @@ NAME = "normalize.batch"
 """The stage's name on the lag page, in ``carryover lag`` and in log lines."""
 SEEN_BATCHES_TABLE = "normalize-seen-batches"
 """The agent's dedupe table; the batch stage writes and reads its changelog topic directly."""
-MAX_RECORDS = 1000
+MAX_RECORDS = 2000
 """Staging records per batch at most."""
 LINGER_MS = 5
 """The service sends a whole batch and then awaits it, so a longer linger would only delay it."""
@@ -125,6 +126,7 @@ class NormalizeBatchStage:
         self._lock = asyncio.Lock()  # held by a batch from fetch to commit; rebalance and drain take it
         self._assigned = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._pending: asyncio.Task[None] | None = None  # the last batch's acks and commit
         self._stopping = False
         self._expire_every = max(1.0, min(60.0, dedupe_window / 10)) if dedupe_window > 0 else 0.0
         self._expired_at = time.monotonic()
@@ -165,6 +167,7 @@ class NormalizeBatchStage:
         self._stopping = True
         self._assigned.set()
         async with self._lock:
+            await self._settle_pending()
             if self._task is not None:
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
@@ -194,6 +197,7 @@ class NormalizeBatchStage:
         if not gone:
             return
         async with self._lock:
+            await self._settle_pending()
             self.owned -= gone
             await self._assign()
             for tp in gone:
@@ -206,6 +210,7 @@ class NormalizeBatchStage:
         dedupe marks first)."""
         mine = {TopicPartition(tp.topic, tp.partition) for tp in assigned if tp.topic == self.staging_topic}
         async with self._lock:
+            await self._settle_pending()
             new = mine - self.owned
             for tp in self.owned - mine:
                 if self.marks is not None:
@@ -312,6 +317,8 @@ class NormalizeBatchStage:
                 log.exception("%s: a batch failed; reading it again from the committed offsets in 1 s", NAME)
                 await asyncio.sleep(1.0)
                 async with self._lock:
+                    with contextlib.suppress(Exception):
+                        await self._settle_pending()
                     if self.owned:
                         await self._seek_committed(set(self.owned))
                 self.error = None
@@ -322,6 +329,7 @@ class NormalizeBatchStage:
             return
         fetched = await self._consumer.getmany(*self.owned, timeout_ms=200, max_records=MAX_RECORDS)
         if not fetched:
+            await self._settle_pending()
             await self._expire_marks()
             return
         normalizer, marks = self.normalizer, self.marks
@@ -373,6 +381,17 @@ class NormalizeBatchStage:
                 changelog = Outgoing(self.seen_changelog, orjson.dumps(key), value, [])
                 sends.append((await self._send(changelog, partition), changelog, self.seen_changelog))
             await self._expire_marks()
+        # the previous batch's acks came in while this one was normalized: settle it (in order), then let
+        # this one's acks come in while the next is normalized
+        await self._settle_pending()
+        self._pending = asyncio.create_task(self._settle(sends, offsets))
+        self.batches += 1
+
+    async def _settle(
+        self, sends: list[tuple[asyncio.Future[Any], Outgoing, str]], offsets: dict[TopicPartition, int]
+    ) -> None:
+        """Wait for every ack of one batch (sending a failed delivery again until it is taken), then commit
+        the offsets after it."""
         results = await asyncio.gather(*(f for f, _, _ in sends), return_exceptions=True)
         for (_, out, origin), result in zip(sends, results, strict=True):
             if isinstance(result, BaseException):
@@ -383,7 +402,12 @@ class NormalizeBatchStage:
             log.warning(
                 "%s: commit of %s refused (a rebalance took them); they are read again", NAME, offsets
             )
-        self.batches += 1
+
+    async def _settle_pending(self) -> None:
+        """Until the batch sent last is acknowledged and committed."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            await pending
 
     async def _send(self, out: Outgoing, partition: int | None = None) -> asyncio.Future[Any]:
         assert self._producer is not None

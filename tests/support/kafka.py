@@ -80,6 +80,18 @@ async def produce_records(
         await producer.stop()
 
 
+async def committed_total(bootstrap: str, group: str, topic: str, partitions: int) -> int:
+    """How many records of ``topic`` ``group`` committed, over its ``partitions``."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        offsets = await admin.list_consumer_group_offsets(group, partitions=tps)
+        return sum(max(meta.offset, 0) for meta in offsets.values())
+    finally:
+        await admin.close()
+
+
 async def wait_until_committed(
     bootstrap: str, group: str, topic: str, partitions: int, total: int, wait_seconds: float = 60.0
 ) -> None:
