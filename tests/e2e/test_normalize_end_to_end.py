@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from aiokafka.partitioner import murmur2
 from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
@@ -149,6 +150,15 @@ def test_simulated_traffic_matches_ground_truth_across_tenants_and_clouds(
     assert not unmatched and not missing, (unmatched[:5], list(missing.items())[:5], log)
     assert len(canonical) == len(expected_events)
     assert max(ce_ids.values()) == 1  # no duplicates
+    # repartitioned by tenant as Kafka's Java client (and so Confluent's) would: murmur2 of the key
+    catalog = default_catalog()
+    partitions = {r.topic: catalog.topics[r.topic.removeprefix(prefix)].partitions for r in canonical}
+    misplaced = [
+        (r.topic, r.key, r.partition)
+        for r in canonical
+        if r.key is None or r.partition != (murmur2(r.key) & 0x7FFFFFFF) % partitions[r.topic]
+    ]
+    assert not misplaced, misplaced[:5]
 
     # every bad payload dead-lettered with its reason, original bytes and headers kept
     assert collections.Counter(r.headers["dlq_reason"].decode() for r in dead) == expected_dead

@@ -3,6 +3,7 @@ windowed table it replaced, persisted in batches."""
 
 from __future__ import annotations
 
+from app.normalize.batch_stage import latest_batches
 from app.normalize.dedupe import SeenMarks, decode_batch, key_partition
 
 
@@ -71,3 +72,22 @@ def test_garbage_batch_values_are_ignored() -> None:
     assert key_partition("7:1-9") == 7
     assert key_partition("nope") is None
     assert key_partition(b"7:1-9") is None
+
+
+def test_the_batch_stage_reads_back_what_compaction_would_leave() -> None:
+    """The batch stage rebuilds a partition's marks from its changelog records in log order: the last value
+    per key wins, a tombstone deletes, a key that is not a JSON string is skipped."""
+    records = [
+        (b'"0:1-2"', b'[["a", 1, 10.0]]'),
+        (b'"0:3-3"', b'[["b", 3, 11.0]]'),
+        (b'"0:1-2"', None),  # expired: tombstone
+        (b"not json", b'[["x", 9, 1.0]]'),
+        (b"7", b'[["y", 9, 1.0]]'),  # a JSON key, not a string
+        (b'"0:4-4"', b'[["c", 4, 12.0]]'),
+        (b'"0:3-3"', b'[["b", 3, 11.5]]'),  # rewritten: the later value, at its later place
+    ]
+    assert latest_batches(records) == [("0:4-4", b'[["c", 4, 12.0]]'), ("0:3-3", b'[["b", 3, 11.5]]')]
+    marks = SeenMarks(3600)
+    marks.load(0, latest_batches(records))
+    assert marks.is_duplicate(0, "b", 99, 12.0) and marks.is_duplicate(0, "c", 99, 12.0)
+    assert not marks.is_duplicate(0, "a", 99, 12.0)  # its batch was deleted

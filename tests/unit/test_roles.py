@@ -23,6 +23,10 @@ def test_each_role_adds_its_agents_or_services() -> None:
     assert list(normalize.stage_readers) == ["normalize.batch"]
     assert [type(s).__name__ for s in normalize.partition_listeners] == ["NormalizeBatchStage"]
     assert normalize.externally_read_topics == {"legacy.staging.v1"}
+    assert normalize.lag_monitor is not None  # the lag page lists the stage as it lists agents
+    assert [(s.agent, s.topics) for s in normalize.lag_monitor.subscriptions()] == [
+        ("normalize.batch", ("legacy.staging.v1",))
+    ]
     agent = create_app(load({"CARRYOVER_ROLES": "normalize", "CARRYOVER_NORMALIZE_PATH": "agent"}))
     assert [a.name for a in agent.agents.values()] == ["agents.normalize.normalize"]
     assert agent.stage_readers == {} and agent.partition_listeners == [] and not agent.externally_read_topics
