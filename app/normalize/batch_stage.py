@@ -13,9 +13,11 @@ service does the same work a batch at a time, with the same guarantees:
 * **fetch many -> transform -> send -> await every ack -> commit.** Each ``getmany`` batch is deduped and
   normalized (:func:`app.normalize.step.normalize_staging_record`, shared with the agent), every output
   and the dedupe window's changelog batches are sent by the service's own producer (acks=all), and the
-  offsets after the batch are committed through Faust's consumer only when every send was acknowledged. A
-  send the producer refuses outright turns the record into its dead letter (``send_failed``); a delivery
-  that fails later is sent again until Kafka takes it, before the commit. A crash re-processes the batch.
+  offsets after the batch are committed through Faust's consumer only when every send was acknowledged.
+  That wait and the commit run while the next batch is normalized (one batch settling at a time, commits in
+  order). A send the producer refuses outright turns the record into its dead letter (``send_failed``); a
+  delivery that fails later is sent again until Kafka takes it, before the commit. A crash re-processes
+  what was not committed.
 * **Rebalance and shutdown.** Faust awaits :meth:`NormalizeBatchStage.on_revoked` before it gives
   partitions up (the batch under way finishes and is committed) and :meth:`on_assigned` after it gets
   them; :meth:`drain` (SIGTERM) finishes the batch under way, commits it, and stops reading.
