@@ -59,6 +59,8 @@ LINGER_MS = 5
 """The service sends a whole batch and then awaits it, so a longer linger would only delay it."""
 PARTITION_CACHE_SIZE = 100_000
 """(topic, key) -> partition entries kept (keys are tenant ids: a few per tenant and topic)."""
+START_FIRST_DELAY = 1.0
+START_MAX_DELAY = 30.0
 RESEND_FIRST_DELAY = 0.5
 RESEND_MAX_DELAY = 30.0
 
@@ -141,7 +143,31 @@ class NormalizeBatchStage:
     # ---- life cycle ----
 
     async def start(self) -> None:
-        """Build the normalizer, create the dedupe changelog topic if missing, connect, start reading."""
+        """Build the normalizer, create the dedupe changelog topic if missing, connect, start reading; on
+        failure (tenant keys, schema registry, Kafka unreachable) try again with back-off, the worker not
+        ready (``/readyz`` says why) meanwhile."""
+        delay = START_FIRST_DELAY
+        while not self._stopping:
+            try:
+                await self._start()
+            except Exception as exc:  # noqa: BLE001 - reported by readiness and the log, tried again
+                self.error = repr(exc)
+                log.error("%s: could not start (%r); trying again in %.0fs", NAME, exc, delay)
+                await self._close_clients()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, START_MAX_DELAY)
+            else:
+                self.error = None
+                return
+
+    async def _close_clients(self) -> None:
+        consumer, producer, self._consumer, self._producer = self._consumer, self._producer, None, None
+        for client in (consumer, producer):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.stop()
+
+    async def _start(self) -> None:
         self.normalizer = await self._ready_normalizer()
         if self.marks is not None:
             await self._ensure_changelog()
@@ -181,16 +207,22 @@ class NormalizeBatchStage:
                 self._task.cancel()
                 await asyncio.gather(self._task, return_exceptions=True)
             self.owned.clear()
-        if self._consumer is not None:
-            await self._consumer.stop()
-        if self._producer is not None:
-            await self._producer.stop()
+        await self._close_clients()
         log.info("%s: stopped after %d batches", NAME, self.batches)
 
     def readiness(self) -> str | None:
-        """Why the stage is not ready (it stopped on an error), or None."""
+        """Why the stage is not ready (not connected yet, its loop ended, a batch failed), or None."""
+        if self._stopping:
+            return None
+        if self._task is None:
+            if self.error is not None:
+                return f"{NAME} could not start, trying again: {self.error}"
+            return f"{NAME} not started yet (tenant keys, schema ids, Kafka clients)"
+        if self._task.done():
+            error = None if self._task.cancelled() else self._task.exception()
+            return f"{NAME} stopped: {error!r}"
         if self.error is not None:
-            return f"{NAME} stopped: {self.error}"
+            return f"{NAME} failed a batch and reads it again: {self.error}"
         return None
 
     def counters(self) -> dict[str, int]:
@@ -291,11 +323,12 @@ class NormalizeBatchStage:
             await reader.seek_to_beginning(*tps)
             ends = await reader.end_offsets(tps)
             records: dict[int, list[tuple[bytes | None, bytes | None]]] = {p: [] for p in partitions}
-            pending = {tp for tp in tps if ends[tp] > await reader.position(tp)}
+            pending = set(tps)
             while pending:
                 for tp, batch in (await reader.getmany(*pending, timeout_ms=500)).items():
                     records[tp.partition].extend((r.key, r.value) for r in batch)
-                    if batch and batch[-1].offset + 1 >= ends[tp]:
+                for tp in list(pending):  # by position: compaction may have left no record at end - 1
+                    if await reader.position(tp) >= ends[tp]:
                         pending.discard(tp)
             for partition, items in records.items():
                 self.marks.load(partition, latest_batches(items))
