@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import threading
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from app.catalog.model import default_catalog
 from app.catalog.provision import apply_topics
@@ -30,7 +32,8 @@ from tests.support.stack import RunningStack
 from tests.support.worker import Worker, worker_env
 
 RECORDS = 6000  # the batch stage reads up to 2 000 a batch: the kill must land with batches uncommitted
-REBALANCE_RECORDS = 30_000  # the batch stage does ~2 000/s here: B's start (~8 s) must land mid-backlog
+STREAM_RECORDS = 30_000  # written over ~20 s: B's start (~8 s) and A's stop land while records still arrive
+PACE_PER_SECOND = 1500  # below one worker's ~3 500/s, so the stage keeps up and commits as it goes
 KILL_AFTER = 600  # canonical records seen before the kill
 
 
@@ -59,9 +62,16 @@ class Backlog:
 
 
 def staging_backlog(
-    stack: RunningStack, tmp_path: Path, label: str, size: int = RECORDS, **env_extra: str
+    stack: RunningStack,
+    tmp_path: Path,
+    label: str,
+    size: int = RECORDS,
+    *,
+    write: bool = True,
+    **env_extra: str,
 ) -> Backlog:
-    """``size`` staging records of 8 tenants (5 % bad), written before any worker runs."""
+    """``size`` staging records of 8 tenants (5 % bad), written before any worker runs (unless not ``write``:
+    the topics are created, the records left to the caller)."""
     tag = uuid.uuid4().hex[:6]
     tenants = [f"{label}{tag}-{i}" for i in range(8)]
     key_file = generate_key_file(tmp_path / "keys.json", tenants)
@@ -87,7 +97,8 @@ def staging_backlog(
     staging = f"{prefix}legacy.staging.v1"
     # topics first, as a deploy does (`carryover topics apply`): the staging backlog exists before a worker
     assert asyncio.run(apply_topics(stack.bootstrap, default_catalog(), dry_run=False, prefix=prefix)).ok
-    asyncio.run(produce_records(stack.bootstrap, staging, records))
+    if write:
+        asyncio.run(produce_records(stack.bootstrap, staging, records))
     return Backlog(env, prefix, group, staging, records, expected, expected_dead)
 
 
@@ -135,30 +146,33 @@ def test_kill_9_mid_backlog_then_restart_loses_no_canonical_event(
     assert set(dead_ids) == expected_dead
 
 
-def test_a_second_worker_joining_and_the_first_leaving_mid_backlog_loses_and_repeats_nothing(
+def test_a_second_worker_joining_and_the_first_leaving_mid_stream_loses_and_repeats_nothing(
     stack: RunningStack, tmp_path: Path
 ) -> None:
-    """The batch stage across two rebalances: worker B joins while A works through the backlog (A finishes
-    and commits its batch before giving partitions up, then both share them), then A stops with SIGTERM
-    (it drains, B takes everything). Every event arrives, and none twice: each revoke committed exactly
-    where the stage stood."""
-    backlog = staging_backlog(stack, tmp_path, "rb", REBALANCE_RECORDS)
-    env, prefix, group, staging = backlog.env, backlog.prefix, backlog.group, backlog.staging
+    """The batch stage across two rebalances while staging records keep arriving (written at ~1 500/s, below
+    what one worker does): worker B joins (A settles and commits its batch before it gives partitions up,
+    then both share them), then A stops with SIGTERM (it drains; B takes everything), both while records
+    are still being written. Every event arrives, and none twice: each revoke and the drain committed
+    exactly where the stage stood."""
+    backlog = staging_backlog(stack, tmp_path, "rb", STREAM_RECORDS, write=False)
+    env, group, staging = backlog.env, backlog.group, backlog.staging
     partitions = default_catalog().topics["legacy.staging.v1"].partitions
     worker_a = Worker(env=dict(env), log_path=tmp_path / "worker-a.log").start()
     worker_b = Worker(
         env={**env, "CARRYOVER_DATA_DIR": str(tmp_path / "worker-b")}, log_path=tmp_path / "worker-b.log"
     )
+    writing = threading.Thread(
+        target=lambda: asyncio.run(write_paced(stack.bootstrap, staging, backlog.records)), daemon=True
+    )
     try:
-        seen = asyncio.run(
-            read_topic(stack.bootstrap, f"{prefix}collaboration.messages.v1", KILL_AFTER, wait=90, settle=0)
-        )
-        assert len(seen) >= KILL_AFTER, worker_a.log_tail()
+        writing.start()
+        time.sleep(3.0)
         worker_b.start()
         time.sleep(2.0)  # both share the partitions a while
-        at_leave = asyncio.run(committed_total(stack.bootstrap, group, staging, partitions))
-        assert at_leave < len(backlog.records), "the backlog was done before A left: raise REBALANCE_RECORDS"
         worker_a.stop()
+        at_leave = asyncio.run(committed_total(stack.bootstrap, group, staging, partitions))
+        still_writing = writing.is_alive()
+        writing.join(120)
         asyncio.run(
             wait_until_committed(stack.bootstrap, group, staging, partitions, len(backlog.records), 180)
         )
@@ -170,12 +184,33 @@ def test_a_second_worker_joining_and_the_first_leaving_mid_backlog_loses_and_rep
     a_log, b_log = worker_a.log_tail(200_000), worker_b.log_tail(200_000)
     duplicates = sum(n - 1 for n in ce_ids.values())
     print(
-        f"\nnormalize batch stage, B joined after {len(seen)} messages, A left at {at_leave} of "
-        f"{len(backlog.records)} committed: "
+        f"\nnormalize batch stage, records written at ~{PACE_PER_SECOND}/s; B joined, A left at {at_leave} "
+        f"of {len(backlog.records)} committed (still writing: {still_writing}): "
         f"{len(backlog.expected)} canonical expected, {len(set(ce_ids))} distinct seen, "
         f"duplicated {duplicates}"
     )
+    assert still_writing, "the records were all written before A left: raise STREAM_RECORDS"
     assert "normalize.batch: gave up" in a_log and "normalize.batch: reading" in b_log  # both rebalances ran
     assert set(ce_ids) == backlog.expected, (len(backlog.expected - set(ce_ids)), b_log[-3000:])
     assert set(dead_ids) == backlog.expected_dead
     assert duplicates == 0, (duplicates, a_log[-3000:])
+
+
+async def write_paced(
+    bootstrap: str, topic: str, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]]
+) -> None:
+    """Write ``records`` in order, ``PACE_PER_SECOND`` a second in tenths (acks=all, each tenth awaited)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        chunk = PACE_PER_SECOND // 10
+        for start in range(0, len(records), chunk):
+            began = time.monotonic()
+            acks = [
+                await producer.send(topic, value, key=key, headers=headers)
+                for key, value, headers in records[start : start + chunk]
+            ]
+            await asyncio.gather(*acks)
+            await asyncio.sleep(max(0.0, 0.1 - (time.monotonic() - began)))
+    finally:
+        await producer.stop()
