@@ -217,6 +217,7 @@ def dep(stack: RunningStack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield deployment
     finally:
         worker.kill()
+        deployment.worker.kill()  # the kill -9 test replaced it: the new one must not outlive the module
 
 
 def decoded_messages(dep: Deployment, expect: int) -> list[tuple[Record, Any, str]]:
