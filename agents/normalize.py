@@ -31,9 +31,8 @@ from app.agent_guard import send_until_accepted
 from app.normalize.batch_stage import NAME as BATCH_STAGE_NAME
 from app.normalize.batch_stage import NormalizeBatchStage, seen_changelog_topic
 from app.normalize.dedupe import SeenMarks, key_partition
-from app.normalize.normalizer import REASON_SEND_FAILED
 from app.normalize.runtime import NormalizeRuntime
-from app.normalize.step import normalize_staging_record
+from app.normalize.step import normalize_staging_record, send_failed_letter
 from app.ops.lag_monitor import client_options
 
 if TYPE_CHECKING:
@@ -208,13 +207,8 @@ def register_agent(app: CarryoverApp, runtime: NormalizeRuntime) -> None:
                     await send(topic, out.key, out.value, out.headers)
                 except Exception as exc:  # noqa: BLE001 - refused as such: the event becomes its dead letter
                     log.error("the producer refused a record from %s (%r); dead-lettering it", origin, exc)
-                    letter = normalizer.dead_letter(
-                        message.key,
-                        message.value,
-                        headers,
-                        REASON_SEND_FAILED,
-                        f"the producer refused a {out.topic} record: {type(exc).__name__}",
-                        origin,
+                    letter = send_failed_letter(
+                        normalizer, message.key, message.value, headers, out, exc, origin
                     )
                     await send_until_accepted(
                         send, dead_letter_topic, letter.key, letter.value, letter.headers, what=origin

@@ -43,9 +43,9 @@ from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
 
 from app import local_broker
-from app.normalize.dedupe import SeenMarks, key_partition
-from app.normalize.normalizer import REASON_SEND_FAILED, Normalizer, Outgoing
-from app.normalize.step import normalize_staging_record
+from app.normalize.dedupe import SeenMarks
+from app.normalize.normalizer import Normalizer, Outgoing
+from app.normalize.step import normalize_staging_record, send_failed_letter
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,9 @@ START_MAX_DELAY = 30.0
 RESEND_FIRST_DELAY = 0.5
 RESEND_MAX_DELAY = 30.0
 
+Sent = tuple["asyncio.Future[Any]", Outgoing, int | None, str]
+"""A record handed to the producer: its delivery, the record, the partition it was sent to when chosen here
+(dedupe changelog batches), and what it came from (for the log)."""
 Commit = Callable[[Mapping[TopicPartition, int]], Awaitable[bool]]
 """Commits staging offsets in the app's group (Faust's consumer); False when the group took them away."""
 
@@ -375,7 +378,7 @@ class NormalizeBatchStage:
             await self._expire_marks()
             return
         normalizer, marks = self.normalizer, self.marks
-        sends: list[tuple[asyncio.Future[Any], Outgoing, str]] = []
+        sends: list[Sent] = []
         offsets: dict[TopicPartition, int] = {}
         for tp, records in fetched.items():
             if tp not in self.owned:
@@ -399,20 +402,13 @@ class NormalizeBatchStage:
                 for out in step.outgoing:
                     dead_lettered = dead_lettered or out.dead_letter
                     try:
-                        sends.append((await self._send(out), out, origin))
+                        sends.append((await self._send(out), out, None, origin))
                     except Exception as exc:  # noqa: BLE001 - refused as such: the record becomes its dead letter
                         log.error(
                             "the producer refused a record from %s (%r); dead-lettering it", origin, exc
                         )
-                        letter = normalizer.dead_letter(
-                            r.key,
-                            r.value,
-                            headers,
-                            REASON_SEND_FAILED,
-                            f"the producer refused a {out.topic} record: {type(exc).__name__}",
-                            origin,
-                        )
-                        await self._deliver(letter, origin)
+                        letter = send_failed_letter(normalizer, r.key, r.value, headers, out, exc, origin)
+                        await self._deliver(letter, None, origin)
                         dead_lettered = True
                         break
                 if marks is not None and step.source_id and not step.duplicate and not dead_lettered:
@@ -421,7 +417,9 @@ class NormalizeBatchStage:
         if marks is not None:
             for partition, key, value in marks.take_batches():
                 changelog = Outgoing(self.seen_changelog, orjson.dumps(key), value, [])
-                sends.append((await self._send(changelog, partition), changelog, self.seen_changelog))
+                sends.append(
+                    (await self._send(changelog, partition), changelog, partition, self.seen_changelog)
+                )
             await self._expire_marks()
         # the previous batch's acks came in while this one was normalized: settle it (in order), then let
         # this one's acks come in while the next is normalized
@@ -429,16 +427,14 @@ class NormalizeBatchStage:
         self._pending = asyncio.create_task(self._settle(sends, offsets))
         self.batches += 1
 
-    async def _settle(
-        self, sends: list[tuple[asyncio.Future[Any], Outgoing, str]], offsets: dict[TopicPartition, int]
-    ) -> None:
+    async def _settle(self, sends: list[Sent], offsets: dict[TopicPartition, int]) -> None:
         """Wait for every ack of one batch (sending a failed delivery again until it is taken), then commit
         the offsets after it."""
-        results = await asyncio.gather(*(f for f, _, _ in sends), return_exceptions=True)
-        for (_, out, origin), result in zip(sends, results, strict=True):
+        results = await asyncio.gather(*(sent[0] for sent in sends), return_exceptions=True)
+        for (_, out, partition, origin), result in zip(sends, results, strict=True):
             if isinstance(result, BaseException):
                 log.error("delivery of a record from %s failed (%r); sending it again", origin, result)
-                await self._deliver(out, origin)
+                await self._deliver(out, partition, origin)
                 self.resent += 1
         if offsets and not await self.commit(offsets):
             log.warning(
@@ -479,12 +475,12 @@ class NormalizeBatchStage:
             found = self._partition_of_key[(topic, key)] = DefaultPartitioner()(key, partitions, partitions)
         return found
 
-    async def _deliver(self, out: Outgoing, what: str) -> None:
+    async def _deliver(self, out: Outgoing, partition: int | None, what: str) -> None:
         """Send one record until Kafka acknowledges it; never gives up (the commit waits for it)."""
         delay = RESEND_FIRST_DELAY
         while True:
             try:
-                await (await self._send(out, self._partition_of(out)))
+                await (await self._send(out, partition))
                 return
             except asyncio.CancelledError:
                 raise
@@ -493,11 +489,6 @@ class NormalizeBatchStage:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RESEND_MAX_DELAY)
 
-    def _partition_of(self, out: Outgoing) -> int | None:
-        if out.topic != self.seen_changelog or out.key is None:
-            return None
-        return _batch_partition(out.key)
-
     async def _expire_marks(self) -> None:
         if self.marks is None or time.monotonic() - self._expired_at < self._expire_every:
             return
@@ -505,13 +496,6 @@ class NormalizeBatchStage:
         assert self._producer is not None
         for partition, key in self.marks.expire():  # a lost tombstone only keeps an old batch a while longer
             await self._producer.send(self.seen_changelog, None, key=orjson.dumps(key), partition=partition)
-
-
-def _batch_partition(raw_key: bytes) -> int | None:
-    try:
-        return key_partition(orjson.loads(raw_key))
-    except orjson.JSONDecodeError:
-        return None
 
 
 def _names(tps: Iterable[TopicPartition]) -> str:

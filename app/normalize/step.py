@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from app.normalize.dedupe import SeenMarks
 from app.normalize.mapping.pipeline import publication_id
-from app.normalize.normalizer import REASON_AGENT_ERROR, Normalizer, Outgoing
+from app.normalize.normalizer import REASON_AGENT_ERROR, REASON_SEND_FAILED, Normalizer, Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -66,3 +66,24 @@ def normalize_staging_record(
             )
         ]
     return step
+
+
+def send_failed_letter(
+    normalizer: Normalizer,
+    key: bytes | None,
+    value: bytes,
+    headers: list[tuple[str, bytes]],
+    refused: Outgoing,
+    exc: Exception,
+    origin: str,
+) -> Outgoing:
+    """The dead letter (reason ``send_failed``) of a staging record one of whose records the producer
+    refused outright (too large, a bad header): the record is never dropped."""
+    return normalizer.dead_letter(
+        key,
+        value,
+        headers,
+        REASON_SEND_FAILED,
+        f"the producer refused a {refused.topic} record: {type(exc).__name__}",
+        origin,
+    )
