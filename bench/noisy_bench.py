@@ -3,29 +3,35 @@
 Everything runs on a private local stack (Tansu, moto's server, Google's Pub/Sub emulator) through a real
 ``faust -A app worker`` process with ``CARRYOVER_ROLES=ingest,normalize`` (tenant from the ``tenantId``
 attribute, as in production). Per cloud, with simulated legacy traffic (``app.dev.simulate``), published the
-way a tenant's backend does (SNS -> SQS, or a Pub/Sub topic):
+way a tenant's backend does (SNS -> SQS, or a Pub/Sub topic). All phases run on one worker that is already
+running with its trickle flowing, as in production (a fresh worker would land a backlog at full speed before
+normalize's first commit, which opens the admission gate):
 
-1. **backlog alone**: the hot tenant's queue / subscription is pre-loaded with the backlog, then a fresh
-   worker starts and drains it with no other traffic. Drain rate = backlog publications / time from the
-   first to the last canonical record of the hot tenant seen by a consumer here;
-2. **trickle alone**: on the same worker, after the drain and a warm-up round, the trickling tenants publish
-   one message each per ``1/--per-tenant-rate`` seconds, spread evenly, for ``--trickle-seconds``;
-3. **trickle + backlog**: the backlog is pre-loaded again, a fresh worker (new app id, topic prefix) starts,
-   and as soon as the hot tenant's first canonical record appears the trickle starts and runs until the
-   backlog has drained. Only trickle messages published while the backlog was still draining count.
+1. **trickle alone**: after a warm-up round, the trickling tenants publish one message each per
+   ``1/--per-tenant-rate`` seconds, spread evenly, for ``--trickle-seconds``;
+2. **backlog alone**: the hot tenant's backlog is published to its queue / topic (a few seconds) and drains
+   with no other traffic. Drain rate = backlog publications / time from the first to the last canonical
+   record of the hot tenant seen by a consumer here;
+3. **trickle + backlog**: the trickle flows (4 s warm-up, then a commit), a new backlog of the same size
+   (new events: normalize would drop a repeat as duplicates) is published beside it, and the trickle runs
+   until the backlog has drained. Only trickle messages published before the backlog's last canonical
+   record count.
 
 Latency = publish call started -> the last canonical record of that legacy message read by a consumer of the
 canonical topics here (p50 / p99), and -> its staging record (the ingestion part). Every trickle message
 carries a unique W3C ``traceparent`` attribute: ingestion lands it as a staging header and normalize keeps a
 valid upstream traceparent on every canonical record it makes, so each record is matched to its publication
-by trace id. "hot-partition p99" is the p99 of the trickling tenants whose staging records share a
-partition with the hot tenant's (head-of-line blocking in normalize shows there first).
+by trace id. "-> canonical written" uses the canonical records' own timestamps (when normalize produced
+them) instead of when this benchmark's consumer read them: the two differ when the benchmark, which reads
+every staging and canonical record, falls behind. "hot-partition p99" is the p99 of the trickling tenants
+whose staging records share a partition with the hot tenant's (head-of-line blocking in normalize shows there
+first).
 
 Targets (issue 14): trickle p99 with the backlog <= 2x the p99 without; backlog drain rate with the trickle
 >= 0.8x its rate alone.
 
-``--latency`` (issue 9, part 7) replaces phase 3 by a trickle at **half the sustained rate**: phase 1 measures
-the sustained rate (the backlog's drain alone), phase 2 runs as above, then every trickling tenant publishes
+``--latency`` (issue 9, part 7) replaces phase 3 by a trickle at **half the sustained rate**: phase 2 measures
+the sustained rate (the backlog's drain alone), then every trickling tenant publishes
 at (drain rate / 2) / ``--tenants`` for ``--trickle-seconds``. Latency is also given from the publish call's
 return (the message is with the cloud) to the canonical record: SNS publishes on moto took seconds.
 
@@ -140,11 +146,13 @@ class Sent:
     phase: str
     expected: int  # canonical records it makes
     published: float = 0.0  # monotonic, publish call started
+    published_wall: float = 0.0  # the same, wall clock (to compare with record timestamps)
     acked: float | None = None  # publish call returned
     staged: float | None = None
     partition: int | None = None  # its staging partition
     seen: int = 0
     canonical: float | None = None  # the last of its canonical records arrived
+    written: float | None = None  # wall clock: the latest timestamp of its canonical records (when produced)
 
 
 @dataclass
@@ -217,7 +225,7 @@ class Observer:
                     elif r.topic == staging:
                         self._staged(r.partition, headers, now)
                     else:
-                        self._canonical(headers, now)
+                        self._canonical(headers, now, r.timestamp / 1000)
 
     def _staged(self, partition: int, headers: dict[str, bytes], now: float) -> None:
         drain = self.drain
@@ -232,7 +240,7 @@ class Observer:
         if sent is not None and sent.staged is None:
             sent.staged, sent.partition = now, partition
 
-    def _canonical(self, headers: dict[str, bytes], now: float) -> None:
+    def _canonical(self, headers: dict[str, bytes], now: float, written: float) -> None:
         if headers.get("ce_tenantid") == self.hot:
             drain = self.drain
             if drain is not None:
@@ -243,6 +251,7 @@ class Observer:
         sent = self.sent.get(trace_of(headers.get("traceparent")) or "")
         if sent is not None:
             sent.seen += 1
+            sent.written = max(sent.written or 0.0, written)
             if sent.seen >= sent.expected:
                 sent.canonical = now
 
@@ -270,6 +279,8 @@ class Row:
     p99: float | None = None
     acked_p50: float | None = None  # from the publish call's return
     acked_p99: float | None = None
+    written_p50: float | None = None  # publish call started -> the canonical records' own timestamps
+    written_p99: float | None = None
     hot_partition_p99: float | None = None
     hot_partition_tenants: int = 0
     rate: float | None = None
@@ -295,13 +306,16 @@ class Bench:
         self.runs = 0
         self.publisher: Publisher | None = None
         self.generators: dict[str, TrafficGenerator] = {}
-        self.hot_publications: list[Publication] = []
+        self.hot_publications: list[Publication] = []  # the backlog to load next
+        self.backlogs: list[list[Publication]] = []
+        self.loaded = -1  # index of hot_publications in backlogs
         self.publish_sem = asyncio.Semaphore(PUBLISH_CONCURRENCY)
 
     # ---- set-up ----
 
-    async def setup(self) -> None:
-        """Key file, tenants on the cloud, traffic generators, the backlog's publications."""
+    async def setup(self, loads: int = 1) -> None:
+        """Key file, tenants on the cloud, traffic generators, ``loads`` backlogs' publications (each load
+        new events: a backlog loaded twice into one worker would be dropped by normalize's dedupe)."""
         generate_key_file(self.key_file, [self.hot, *self.tenants])
         keys = Keyring.static(await LocalKeyFileProvider(self.key_file).load())
         if self.cloud == "sqs":
@@ -325,11 +339,19 @@ class Bench:
         for i, tenant in enumerate(self.tenants):
             self.generators[tenant] = TrafficGenerator(TrafficConfig(tenants=[tenant], seed=100 + i), keys)
         # one generator's cost grows with its history (quadratic past ~10 000 for one tenant): chunks of
-        # HOT_CHUNK publications from generators of their own seeds
-        self.hot_publications = []
-        for seed, start in enumerate(range(0, self.backlog, HOT_CHUNK), start=1000):
-            generator = TrafficGenerator(TrafficConfig(tenants=[self.hot], seed=seed), keys)
-            self.hot_publications += generator.take(min(HOT_CHUNK, self.backlog - start))
+        # HOT_CHUNK publications from generators of their own seeds; generated here, before anything is
+        # timed (generating blocks the event loop that publishes the trickle)
+        for load in range(loads):
+            publications: list[Publication] = []
+            for seed, start in enumerate(range(0, self.backlog, HOT_CHUNK), start=1000 * (load + 1)):
+                generator = TrafficGenerator(TrafficConfig(tenants=[self.hot], seed=seed), keys)
+                publications += generator.take(min(HOT_CHUNK, self.backlog - start))
+            self.backlogs.append(publications)
+
+    def next_backlog(self) -> None:
+        """The next pre-generated backlog becomes the one :meth:`load_backlog` publishes."""
+        self.loaded += 1
+        self.hot_publications = self.backlogs[self.loaded]
 
     async def load_backlog(self) -> None:
         """Publish the backlog to the hot tenant's topic (the worker is not running)."""
@@ -391,7 +413,7 @@ class Bench:
         attributes = {**publication.attributes, "traceparent": f"00-{trace}-{uuid.uuid4().hex[:16]}-01"}
         sent = Sent(tenant, phase, len(publication.expected))
         async with self.publish_sem:
-            sent.published = time.monotonic()
+            sent.published, sent.published_wall = time.monotonic(), time.time()
             self.sent[trace] = sent
             try:
                 await self.publisher.publish(
@@ -446,7 +468,9 @@ class Bench:
         return Drain(len(self.hot_publications), sum(len(p.expected) for p in self.hot_publications))
 
     async def run(self) -> list[Row]:
-        """Backlog alone, then trickle alone (same worker), then trickle + backlog (fresh worker)."""
+        """Per repeat, one running worker, as in production: the trickle alone, the backlog alone (published
+        into the running worker), then a new backlog published beside the trickle (``--latency``: the
+        trickle at half the sustained rate instead)."""
         rows: list[Row] = []
         async with Publisher(project=PROJECT) as publisher:
             self.publisher = publisher
@@ -455,35 +479,29 @@ class Bench:
             if self.cloud == "sqs":
                 await asyncio.gather(*(publisher.topic_arn(t) for t in [self.hot, *self.tenants]))
             for _ in range(self.args.repeats):
-                await self.load_backlog()
-                worker, observer = await self.start_worker("backlog-alone")
+                worker, observer = await self.start_worker("noisy")
                 try:
-                    rows.append(sustained := await self.backlog_alone(worker, observer))
                     rows.append(await self.trickle_alone(worker, observer))
-                    if self.args.latency and sustained.rate:
+                    rows.append(sustained := await self.backlog_alone(worker, observer))
+                    if not self.args.latency:
+                        rows.append((await self.backlog_into_running_worker(worker, observer))[0])
+                    elif sustained.rate:
                         half = sustained.rate / 2 / len(self.tenants)
                         name = "trickle at half sustained"
                         rows.append(await self.trickle_alone(worker, observer, rate=half, name=name))
                 finally:
                     await asyncio.to_thread(worker.stop)
                     await observer.stop()
-                if self.args.latency:
-                    continue
-                await self.load_backlog()
-                worker, observer = await self.start_worker("trickle-and-backlog")
-                try:
-                    rows.append(await self.trickle_with_backlog(worker, observer))
-                finally:
-                    await asyncio.to_thread(worker.stop)
-                    await observer.stop()
         return rows
 
     async def backlog_alone(self, worker: Worker, observer: Observer) -> Row:
-        """The pre-loaded backlog drains with no other traffic."""
+        """The next backlog is published into the running worker and drains, with no other traffic."""
+        self.next_backlog()
         drain = observer.drain = self.drain_for()
         load = MachineLoad()
-        cpu = await self.cpu_over(worker, drain)
-        row = self.drain_row("backlog alone", drain, cpu, load.line())
+        cpu = asyncio.create_task(self.cpu_over(worker, drain))
+        await self.load_backlog()
+        row = self.drain_row("backlog alone", drain, await cpu, load.line())
         say(f"{self.cloud}: backlog alone: {row.rate or 0:.0f} publications/s")
         return row
 
@@ -527,45 +545,31 @@ class Bench:
         )
         return row
 
-    async def trickle_with_backlog(self, worker: Worker, observer: Observer) -> Row:
-        """The backlog drains (pre-loaded); the trickle starts with its first canonical record."""
+    async def backlog_into_running_worker(self, worker: Worker, observer: Observer) -> tuple[Row, Drain]:
+        """A running system, as in production: the trickle flows and normalize has committed on staging (a
+        group that never committed opens the admission gate), then the next backlog is published beside it;
+        the trickle runs until the backlog has drained."""
+        warm = f"warm-up-{self.runs}-{self.loaded + 1}"
+        await self.trickle(warm, seconds=4.0, stop=lambda: False)
+        await self.wait_arrivals(warm, 60)
+        await asyncio.sleep(4.0)  # Faust commits every 2.8 s
+        self.next_backlog()
         drain = observer.drain = self.drain_for()
-        phase = f"with-backlog-{self.runs}"
+        phase = f"with-backlog-{self.runs}-{self.loaded}"
         load = MachineLoad()
-        cpu_task = asyncio.create_task(self.cpu_over(worker, drain))
-        while True:  # the trickle starts with the backlog's first canonical record
-            if drain.first is not None or cpu_task.done():
-                break
-            await asyncio.sleep(0.02)
-        published = asyncio.create_task(self.trickle(phase, seconds=None, stop=lambda: drain.done))
-        cpu = await cpu_task
-        await published
+        cpu = asyncio.create_task(self.cpu_over(worker, drain))
+        trickling = asyncio.create_task(self.trickle(phase, seconds=None, stop=lambda: drain.done))
+        await self.load_backlog()
+        worker_cpu = await cpu
+        await trickling
         await self.wait_arrivals(phase, 60)
         row = self.trickle_row("trickle + backlog", phase, drain, load.line())
-        full = self.drain_row("", drain, cpu, "")
-        row.rate, row.landed_rate, row.worker_cpu = full.rate, full.landed_rate, full.worker_cpu
+        row.rate, row.landed_rate, row.worker_cpu = drain.rate(), drain.landed_rate(), worker_cpu
         row.backlog = drain.publications
         say(
             f"{self.cloud}: trickle + backlog: p50 {row.p50 or 0:.0f} ms, p99 {row.p99 or 0:.0f} ms "
             f"({row.trickle}), backlog {row.rate or 0:.0f} publications/s"
         )
-        return row
-
-    async def backlog_into_running_worker(self, worker: Worker, observer: Observer) -> tuple[Row, Drain]:
-        """A running system, as in production: the trickle flows and normalize has committed on staging (a
-        group that never committed opens the admission gate), then the backlog is published beside it."""
-        await self.trickle("warm-up", seconds=4.0, stop=lambda: False)
-        await self.wait_arrivals("warm-up", 60)
-        await asyncio.sleep(4.0)  # Faust commits every 2.8 s
-        drain = observer.drain = self.drain_for()
-        phase = "with-backlog"
-        trickling = asyncio.create_task(self.trickle(phase, seconds=None, stop=lambda: drain.done))
-        await self.load_backlog()
-        await self.wait_drain(drain, worker)
-        await trickling
-        await self.wait_arrivals(phase, 60)
-        row = self.trickle_row("trickle + backlog", phase, drain, "")
-        row.rate, row.landed_rate = drain.rate(), drain.landed_rate()
         return row, drain
 
     def drain_row(self, phase: str, drain: Drain, cpu: float | None, load: str) -> Row:
@@ -593,6 +597,7 @@ class Bench:
             return sorted(v * 1000 for v in values)
 
         latency = ms([s.canonical - s.published for s in arrived if s.canonical is not None])
+        written = ms([s.written - s.published_wall for s in arrived if s.written is not None])
         after_ack = ms([s.canonical - s.acked for s in arrived if s.canonical is not None and s.acked])
         staged = ms([s.staged - s.published for s in counted if s.staged is not None])
         publish = ms([s.acked - s.published for s in counted if s.acked is not None])
@@ -611,6 +616,8 @@ class Bench:
             p99=percentile(latency, 99),
             acked_p50=percentile(after_ack, 50),
             acked_p99=percentile(after_ack, 99),
+            written_p50=percentile(written, 50),
+            written_p99=percentile(written, 99),
             hot_partition_p99=percentile(hot_latency, 99) if hot_latency else None,
             hot_partition_tenants=len({s.tenant for s in hot}),
             load=load,
@@ -633,14 +640,16 @@ def table(rows: list[Row]) -> str:
     out = [
         "| cloud | phase | backlog | trickle msgs (missing) | publish call p99 ms | -> staging p50 / p99 ms "
         "| -> canonical p50 ms | -> canonical p99 ms | publish returned -> canonical p50 / p99 ms "
-        "| hot-partition p99 ms | backlog publ./s (landed/s) | worker CPU % | machine CPU % / load avg |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| -> canonical written p50 / p99 ms | hot-partition p99 ms | backlog publ./s (landed/s) "
+        "| worker CPU % | machine CPU % / load avg |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         trickle = f"{r.trickle} ({r.missing})" if r.trickle else "-"
         staged = f"{fmt(r.staged_p50)} / {fmt(r.staged_p99)}" if r.trickle else "-"
         rate = f"{fmt(r.rate)} ({fmt(r.landed_rate)})" if r.rate is not None else "-"
         acked = f"{fmt(r.acked_p50)} / {fmt(r.acked_p99)}" if r.trickle else "-"
+        written = f"{fmt(r.written_p50)} / {fmt(r.written_p99)}" if r.trickle else "-"
         hot = (
             f"{fmt(r.hot_partition_p99)} ({r.hot_partition_tenants} tenants)"
             if r.hot_partition_tenants
@@ -648,7 +657,8 @@ def table(rows: list[Row]) -> str:
         )
         out.append(
             f"| {r.cloud} | {r.phase} | {r.backlog or '-'} | {trickle} | {fmt(r.publish_p99)} | {staged} | "
-            f"{fmt(r.p50)} | {fmt(r.p99)} | {acked} | {hot} | {rate} | {fmt(r.worker_cpu)} | {r.load} |"
+            f"{fmt(r.p50)} | {fmt(r.p99)} | {acked} | {written} | {hot} | {rate} | {fmt(r.worker_cpu)} | "
+            f"{r.load} |"
         )
     return "\n".join(out)
 
@@ -701,7 +711,7 @@ async def main_async(args: argparse.Namespace, env: dict[str, str], work: Path) 
             f"{cloud}: {args.tenants} trickling tenants at {args.per_tenant_rate:g}/s each, "
             f"hot backlog {bench.backlog}"
         )
-        await bench.setup()
+        await bench.setup(loads=2 * args.repeats)
         rows += await bench.run()
     return rows
 
