@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeVar, cast
 
@@ -20,6 +21,7 @@ from faust.types import TP, FutureMessage, RecordMetadata, TopicT, TransportT
 from app import local_broker, ops
 from app import topics as topic_names
 from app.catalog.model import default_catalog
+from app.commit_watch import Hole, StuckCommitWatch, hole
 from app.delivery import Redelivery
 from app.ops.lag_monitor import LagMonitor
 from app.settings import Settings
@@ -167,10 +169,49 @@ class CarryoverConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
 class CarryoverConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer with :class:`CarryoverConsumerThread`, whose seek back to the committed
-    offsets also seeks the partitions that have none."""
+    offsets also seeks the partitions that have none, and which reads again a stretch of offsets its commit
+    is stuck behind (:mod:`app.commit_watch`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._commit_watch = StuckCommitWatch()
+        self._clock: Callable[[], float] = time.monotonic
+        self._rereads: set[asyncio.Task[None]] = set()
 
     def _new_consumer_thread(self) -> Any:
         return CarryoverConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        """Faust's next offset to commit for ``tp``; when there is none because of a hole no record of which
+        is being processed, and it has stood for a while, the hole is read again."""
+        offset: int | None = super()._new_offset(tp)
+        found = None
+        if offset is None:
+            in_processing = [m.offset for m in list(self._unacked_messages) if m.tp == tp]
+            found = hole(self._committed_offset.get(tp), self._acked.get(tp, ()), in_processing)
+        if self._commit_watch.check(tp, found, self._clock()) and found is not None:
+            task = asyncio.ensure_future(self._read_again(tp, found))
+            self._rereads.add(task)
+            task.add_done_callback(self._rereads.discard)
+        return offset
+
+    async def _read_again(self, tp: TP, stuck: Hole) -> None:
+        log.warning(
+            "consumer: %s[%d] cannot commit past offset %d: offsets %d..%d were read past and never "
+            "acknowledged (a record fetched before a rebalance's seek); reading them again from %d",
+            tp.topic,
+            tp.partition,
+            stuck.first,
+            stuck.first,
+            stuck.last,
+            stuck.first,
+        )
+        await self.seek(tp, stuck.first)  # also sets Faust's read offset back: the records are processed
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        """Faust's, and the holes of ``revoked`` are forgotten."""
+        self._commit_watch.forget(revoked)
+        await super().on_partitions_revoked(revoked)
 
     async def seek_to_committed(self) -> Mapping[TP, int]:
         """Seek every stream partition to its committed offset, and one with none to its beginning.
