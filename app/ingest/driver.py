@@ -77,6 +77,7 @@ class Outcome(enum.Enum):
     """How one receive turn of a source ended."""
 
     RECEIVED = "received"  # messages came
+    FULL = "full"  # as many messages came as were asked for: more are likely waiting
     EMPTY = "empty"  # nothing waiting
     FAILED = "failed"  # the source answered with an error
     CRASHED = "crashed"  # a bug in the turn itself
@@ -86,18 +87,24 @@ class Outcome(enum.Enum):
 
 @dataclass(frozen=True)
 class Pace:
-    """A source's back-off state (seconds): after empty receives, after failed ones; and the monotonic time
-    of its last receive that brought messages (``-inf``: none yet)."""
+    """A source's back-off state (seconds): after empty receives, after failed ones; the monotonic time of
+    its last receive that brought messages (``-inf``: none yet); how many messages its next receive asks
+    for (0: ``Schedule.max_messages``)."""
 
     idle: float = 0.0
     error: float = 0.0
     received: float = float("-inf")
+    batch: int = 0
 
 
 def next_turn(pace: Pace, outcome: Outcome, schedule: Schedule, now: float) -> tuple[float | None, Pace]:
     """The delay before the source's next receive (None: no next one) and its new back-off state.
 
-    Messages: at once. Empty: 50 ms doubling up to a cap (0 = at once, for long polls): the cap is
+    Messages: at once; a receive that came back full (a backlog) asks for twice as many next time, up to
+    ``max_messages_backlogged`` (a backlog drains in fewer, larger receives: a pooled source takes one
+    puller at a time, so its receives' overhead, not the source, would otherwise set its rate); a receive
+    that brought fewer, an empty or a failed one brings it back to ``max_messages``. Empty: 50 ms doubling
+    up to a cap (0 = at once, for long polls): the cap is
     ``active_backoff_max`` while the source brought messages within the last ``active_seconds`` (a tenant
     that is publishing is looked at often: its next message waits at most that long), ``idle_backoff_max``
     after (a quiet source costs few empty receives). Failed: 1 s doubling up to ``error_backoff_max``. A
@@ -106,6 +113,10 @@ def next_turn(pace: Pace, outcome: Outcome, schedule: Schedule, now: float) -> t
     """
     if outcome is Outcome.RECEIVED:
         return 0.0, Pace(received=now)
+    if outcome is Outcome.FULL:
+        asked = max(pace.batch, schedule.max_messages)
+        grown = min(asked * 2, schedule.max_messages_backlogged)
+        return 0.0, Pace(received=now, batch=grown if grown > schedule.max_messages else 0)
     if outcome is Outcome.HELD:
         return HOLD_SECONDS, pace
     if outcome is Outcome.EMPTY:
@@ -374,7 +385,7 @@ class IngestDriver(Generic[M]):
     async def _turn(self, state: SourceState) -> Outcome:
         source = state.source
         holder = source.source_id
-        wanted = self.schedule.max_messages
+        wanted = state.pace.batch or self.schedule.max_messages
         if self.gate is not None:
             wanted = self.gate.allowance(holder, wanted, time.monotonic())
             if wanted == 0:
@@ -414,7 +425,7 @@ class IngestDriver(Generic[M]):
         task = asyncio.create_task(self._land(state, messages))
         self._batches[task] = state
         task.add_done_callback(self._forget_batch)
-        return Outcome.RECEIVED
+        return Outcome.FULL if len(messages) >= granted else Outcome.RECEIVED
 
     def _forget_batch(self, task: asyncio.Task[None]) -> None:
         self._batches.pop(task, None)

@@ -74,6 +74,7 @@ class Schedule:
     """How the driver runs one adapter's sources."""
 
     max_messages: int  # per receive
+    max_messages_backlogged: int = 0  # a receive that came back full asks for twice as many next, up to this
     pullers: int = 0  # 0: one task per source (long polls); N: a pool of N tasks taking sources in turn
     receive_slots: int = 1024  # receives running at once
     idle_backoff_max: float = 0.0  # an empty receive waits 50 ms doubling up to this (0: at once)

@@ -95,6 +95,7 @@ class PubSubConfig:
     ack_deadline: int = 30
     pull_tasks: int = 16
     max_messages: int = 50
+    max_messages_backlogged: int = 500  # a subscription whose pulls come back full: up to this per pull
     idle_backoff_max: float = 1.0
     active_backoff_max: float = 0.2
     active_seconds: float = 60.0
@@ -164,6 +165,7 @@ class PubSubAdapter:
         """A pool of ``pull_tasks`` pullers taking subscriptions in turn; deadlines checked every second."""
         return Schedule(
             max_messages=self.config.max_messages,
+            max_messages_backlogged=self.config.max_messages_backlogged,
             pullers=self.config.pull_tasks,
             receive_slots=self.config.pull_tasks,
             idle_backoff_max=self.config.idle_backoff_max,

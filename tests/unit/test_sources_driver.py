@@ -27,6 +27,7 @@ POOL = Schedule(max_messages=50, pullers=4, idle_backoff_max=1.0, error_backoff_
 ACTIVE = Schedule(
     max_messages=50, pullers=4, idle_backoff_max=1.0, active_backoff_max=0.2, active_seconds=60.0
 )
+BURST = Schedule(max_messages=50, pullers=4, idle_backoff_max=1.0, max_messages_backlogged=500)
 NOW = 1000.0
 
 
@@ -37,6 +38,19 @@ NOW = 1000.0
         (POOL, Pace(0.4, 8.0), Outcome.RECEIVED, 0.0, Pace(0.0, 0.0, NOW)),
         (POLL, Pace(0.0, 2.0), Outcome.RECEIVED, 0.0, Pace(0.0, 0.0, NOW)),
         (ACTIVE, Pace(1.0, 0.0, NOW - 500), Outcome.RECEIVED, 0.0, Pace(0.0, 0.0, NOW)),
+        # a full receive (a backlog): the next asks for twice as many, up to max_messages_backlogged
+        (BURST, Pace(), Outcome.FULL, 0.0, Pace(0.0, 0.0, NOW, 100)),
+        (BURST, Pace(0.0, 0.0, NOW - 1, 100), Outcome.FULL, 0.0, Pace(0.0, 0.0, NOW, 200)),
+        (BURST, Pace(0.0, 0.0, NOW - 1, 400), Outcome.FULL, 0.0, Pace(0.0, 0.0, NOW, 500)),
+        (BURST, Pace(0.0, 0.0, NOW - 1, 500), Outcome.FULL, 0.0, Pace(0.0, 0.0, NOW, 500)),
+        # ... and back to max_messages once a receive brings fewer, none, or fails
+        (BURST, Pace(0.0, 0.0, NOW - 1, 400), Outcome.RECEIVED, 0.0, Pace(0.0, 0.0, NOW)),
+        (BURST, Pace(0.0, 0.0, NOW - 1, 400), Outcome.EMPTY, 0.05, Pace(0.05, 0.0, NOW - 1)),
+        (BURST, Pace(0.0, 0.0, NOW - 1, 400), Outcome.FAILED, 1.0, Pace(0.0, 1.0, NOW - 1)),
+        # held by staging admission: kept (the backlog is still there when it is let in)
+        (BURST, Pace(0.0, 0.0, NOW - 1, 400), Outcome.HELD, 0.05, Pace(0.0, 0.0, NOW - 1, 400)),
+        # without max_messages_backlogged (SQS: 10 is the API's limit), full is like any receive
+        (POLL, Pace(), Outcome.FULL, 0.0, Pace(0.0, 0.0, NOW)),
         # empty: 50 ms doubling up to the idle cap; a long poll (cap 0) receives again at once
         (POOL, Pace(), Outcome.EMPTY, 0.05, Pace(0.05, 0.0)),
         (POOL, Pace(0.05, 0.0), Outcome.EMPTY, 0.1, Pace(0.1, 0.0)),
