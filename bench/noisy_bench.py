@@ -714,26 +714,30 @@ def verdicts(rows: list[Row]) -> list[str]:
             )
         if not mixed:
             continue
-        p99s, drains = [], []
+        p99s, written, drains = [], [], []
         for a, s, m in zip(alone, solo, mixed, strict=False):
             if a.p99 and m.p99:
                 p99s.append(m.p99 / a.p99)
+            if a.written_p99 and m.written_p99:
+                written.append(m.written_p99 / a.written_p99)
             if s.rate and m.rate:
                 drains.append(m.rate / s.rate)
 
-        def spread(values: list[float]) -> str:
+        def spread(values: list[float], target: float, at_most: bool) -> str:
             if not values:
                 return "-"
-            if len(values) == 1:
-                return f"{values[0]:.2f}"
-            return f"{statistics.median(values):.2f} (min {min(values):.2f}, max {max(values):.2f})"
+            met = sum(1 for v in values if (v <= target if at_most else v >= target))
+            figures = (
+                f"{values[0]:.2f}"
+                if len(values) == 1
+                else f"median {statistics.median(values):.2f} (min {min(values):.2f}, max {max(values):.2f})"
+            )
+            return f"{figures}; target {'<=' if at_most else '>='} {target:.2f} met in {met} of {len(values)}"
 
-        p99_ok = bool(p99s) and max(p99s) <= 2.0
-        drain_ok = bool(drains) and min(drains) >= 0.8
         lines.append(
-            f"* {cloud}: trickle p99 with / without backlog = {spread(p99s)} (target <= 2.00: "
-            f"{'met' if p99_ok else 'NOT met'}); backlog drain rate with trickle / alone = {spread(drains)} "
-            f"(target >= 0.80: {'met' if drain_ok else 'NOT met'})"
+            f"* {cloud}: trickle p99 with / without backlog, as read here = {spread(p99s, 2.0, True)}; "
+            f"as written by normalize = {spread(written, 2.0, True)}; backlog drain rate with trickle / "
+            f"alone = {spread(drains, 0.8, False)}"
         )
     return lines
 
