@@ -186,7 +186,7 @@ class CarryoverConsumer(faust_aiokafka.Consumer):
         is being processed, and it has stood for a while, the hole is read again."""
         offset: int | None = super()._new_offset(tp)
         found = None
-        if offset is None:
+        if offset is None and self._acked.get(tp):  # nothing acknowledged (an idle partition): no hole
             in_processing = [m.offset for m in list(self._unacked_messages) if m.tp == tp]
             found = hole(self._committed_offset.get(tp), self._acked.get(tp, ()), in_processing)
         if self._commit_watch.check(tp, found, self._clock()) and found is not None:
