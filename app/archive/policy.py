@@ -475,11 +475,14 @@ def window_of(policy: ArchivePolicy | Schedule, t_ms: int) -> Window:
     previous = next(
         CronSim(schedule.expression, datetime.fromtimestamp(after_minute_s, tz=zone), reverse=True)
     )
-    start_ms = _ms(previous)
-    end_ms = _ms(next(CronSim(schedule.expression, previous)))
-    if (
-        not start_ms <= t_ms < end_ms
-    ):  # pragma: no cover - only with a zone whose offsets are not whole minutes
+    # In the hour a clock goes back, cronsim's reverse search from the second pass of that hour can return
+    # the firing before the one that precedes t (Europe/London, 30 1 * * *, at 01:59 BST on the last Sunday of
+    # October: it answers the day before): walk forward to the firing that starts t's window.
+    firings = CronSim(schedule.expression, previous)
+    start_ms, end_ms = _ms(previous), _ms(next(firings))
+    while end_ms <= t_ms:
+        start_ms, end_ms = end_ms, _ms(next(firings))
+    if start_ms > t_ms:  # pragma: no cover - only with a zone whose offsets are not whole minutes
         raise ValueError(f"schedule {schedule} gives no window around {t_ms}")
     return Window(start_ms, end_ms)
 

@@ -252,6 +252,15 @@ SCHEDULES = [
 _2024 = _ms("UTC", 2024, 1, 1)
 
 
+def test_the_hour_a_clock_goes_back_is_in_the_window_that_began_before_it() -> None:
+    # 01:59 BST on 2024-10-27, the last minute before London's clocks go back: the daily 01:30 window that
+    # began at 01:30 BST runs to 01:30 GMT the next day (25 hours); found by the property test below
+    daily = CronSchedule("30 1 * * *", "Europe/London")
+    t = _ms("Europe/London", 2024, 10, 27, 1, 59)
+    start = _ms("UTC", 2024, 10, 27, 0, 30)
+    assert window_of(daily, t) == Window(start, start + 25 * HOUR_MS)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.sampled_from(SCHEDULES), st.integers(_2024, _2024 + 365 * 24 * HOUR_MS))
 def test_every_instant_is_in_its_window_and_windows_are_contiguous(schedule: object, t: int) -> None:
